@@ -1,0 +1,187 @@
+"""Study configs: loading, validation and resolving one benchmark job.
+
+A job is (experiment, dataset, method configuration). ``resolve_job`` merges the study's
+protocol, the experiment's and the method's (later wins) and returns everything the run
+needs; its hash (``job_sha256``) is what staleness is judged by.
+
+Shorthands expanded here, so that Snakemake and ``decodebench run`` see the same jobs:
+``prompt_lengths: [64, 256]`` adds dataset variants ``<dataset>_p64``, ...;
+``generation_lengths: [100, 500]`` adds method variants ``<method>_t100``, ....
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+DEFAULT_PROTOCOL = {"warmups": 1, "repeats": 1, "max_new_tokens": 64, "stop_at_eos": False,
+                    "num_samples": 1, "temperature": 1.0}
+
+
+class ConfigError(ValueError):
+    """A config that does not validate, or a job it does not contain."""
+
+
+@lru_cache(maxsize=1)
+def config_schema() -> dict:
+    return yaml.safe_load(resources.files("decodebench").joinpath("schemas/config.schema.yaml").read_text())
+
+
+def canonical_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def validate_config(cfg: Any, source: str | Path = "<config>") -> None:
+    validator = jsonschema.Draft202012Validator(config_schema())
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
+    if not errors:
+        return
+    lines = []
+    for e in errors:
+        where = ".".join(map(str, e.absolute_path)) or "(top level)"
+        if e.validator == "additionalProperties":
+            lines.append(f"{where}: {e.message} (check the spelling; allowed keys: "
+                         f"{', '.join(sorted(e.schema.get('properties', {})))})")
+        else:
+            lines.append(f"{where}: {e.message}")
+    raise ConfigError(f"{source}: invalid config:\n  " + "\n  ".join(lines))
+
+
+def load_config(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    validate_config(cfg, path)
+    cfg = expand_config(cfg)
+    check_references(cfg, path)
+    cfg["_file"] = str(path)
+    cfg["_sha256"] = canonical_hash({k: v for k, v in cfg.items() if not k.startswith("_")})
+    return cfg
+
+
+def expand_config(cfg: dict) -> dict:
+    """Expand the prompt_lengths / generation_lengths shorthands into named variants."""
+    cfg = copy.deepcopy(cfg)
+    for exp in cfg["experiments"].values():
+        if "prompt_lengths" in exp:
+            variants = []
+            for name in exp["datasets"]:
+                for length in exp["prompt_lengths"]:
+                    variant = f"{name}_p{length}"
+                    cfg["datasets"][variant] = {**cfg["datasets"][name], "prompt_tokens": length,
+                                                "min_tokens": max(length, cfg["datasets"][name].get("min_tokens", 0))}
+                    variants.append(variant)
+            exp["datasets"] = variants
+        if "generation_lengths" in exp:
+            methods = {}
+            for name, spec in exp["methods"].items():
+                for length in exp["generation_lengths"]:
+                    variant = copy.deepcopy(spec)
+                    variant.setdefault("protocol", {})["max_new_tokens"] = length
+                    methods[f"{name}_t{length}"] = variant
+            exp["methods"] = methods
+            exp["baseline"] = exp["baseline"]  # baseline refers to the base name; see baseline_for
+    return cfg
+
+
+def check_references(cfg: dict, source: str | Path) -> None:
+    problems = []
+    for ename, exp in cfg["experiments"].items():
+        for d in exp["datasets"]:
+            if d not in cfg["datasets"]:
+                problems.append(f"experiments.{ename}.datasets: unknown dataset '{d}' "
+                                f"(defined: {', '.join(sorted(cfg['datasets']))})")
+        base_names = {m.rsplit("_t", 1)[0] if "generation_lengths" in exp else m for m in exp["methods"]}
+        if exp["baseline"] not in base_names:
+            problems.append(f"experiments.{ename}.baseline: '{exp['baseline']}' is not one of its methods")
+    if problems:
+        raise ConfigError(f"{source}: invalid config:\n  " + "\n  ".join(problems))
+
+
+@dataclass
+class Job:
+    study: str
+    experiment: str
+    dataset: str
+    method_name: str
+    method_id: str
+    params: dict
+    protocol: dict
+    dataset_spec: dict
+    models: dict
+    device: str
+    dtype: str
+    threads: int | None
+    seed: int
+    resources_dir: Path
+    label: str | None = None
+    overrides: dict = field(default_factory=dict)
+
+    def identity(self) -> dict:
+        """What the result depends on; hashed into job_sha256 (staleness)."""
+        return {"study": self.study, "experiment": self.experiment, "dataset": self.dataset,
+                "dataset_spec": self.dataset_spec, "method": self.method_id, "params": self.params,
+                "protocol": self.protocol, "models": self.models, "device": self.device,
+                "dtype": self.dtype, "threads": self.threads, "seed": self.seed}
+
+    @property
+    def sha256(self) -> str:
+        return canonical_hash(self.identity())
+
+
+def resolve_job(cfg: dict, experiment: str, dataset: str, method: str,
+                limit: int | None = None, max_new_tokens: int | None = None) -> Job:
+    from .methods import get_method  # late import: methods import torch
+
+    where = cfg.get("_file", "<config>")
+    exps = cfg["experiments"]
+    if experiment not in exps:
+        raise ConfigError(f"{where}: no experiment '{experiment}' (defined: {', '.join(sorted(exps))})")
+    exp = exps[experiment]
+    if dataset not in exp["datasets"]:
+        raise ConfigError(f"{where}: experiment '{experiment}' has no dataset '{dataset}' "
+                          f"(it has: {', '.join(exp['datasets'])})")
+    if method not in exp["methods"]:
+        raise ConfigError(f"{where}: experiment '{experiment}' has no method '{method}' "
+                          f"(it has: {', '.join(exp['methods'])})")
+    mspec = exp["methods"][method]
+    protocol = {**DEFAULT_PROTOCOL, **cfg.get("protocol", {}), **exp.get("protocol", {}),
+                **mspec.get("protocol", {})}
+    overrides = {}
+    if max_new_tokens is not None:
+        protocol["max_new_tokens"] = max_new_tokens
+        overrides["max_new_tokens"] = max_new_tokens
+    dspec = dict(cfg["datasets"][dataset])
+    dspec.setdefault("seed", cfg.get("seed", 0))
+    dspec.setdefault("min_tokens", dspec["prompt_tokens"])
+    dspec.setdefault("chat_template", False)
+    if limit is not None:
+        overrides["limit"] = limit
+    spec = get_method(mspec["method"])
+    try:
+        params = spec.resolve_params(mspec.get("params", {}))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: experiments.{experiment}.methods.{method}.params: {exc}") from None
+    models = {"target": cfg["models"]["target"]}
+    if spec.needs_draft:
+        if "draft" not in cfg["models"]:
+            raise ConfigError(f"{where}: method '{method}' ({spec.id}) needs models.draft, which is not set")
+        models["draft"] = cfg["models"]["draft"]
+    return Job(study=cfg["study"], experiment=experiment, dataset=dataset, method_name=method,
+               method_id=spec.id, params=params, protocol=protocol, dataset_spec=dspec, models=models,
+               device=cfg["device"], dtype=cfg["dtype"], threads=cfg.get("threads"),
+               seed=cfg.get("seed", 0), resources_dir=Path(cfg.get("resources_dir", "resources")),
+               label=mspec.get("label"), overrides=overrides)

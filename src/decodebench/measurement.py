@@ -1,0 +1,207 @@
+"""Timing and peak memory, measured the one way every method uses.
+
+A measurement brackets one generation:
+
+    tracker = Tracker(device)
+    with tracker.measure() as m:
+        ...generate...             # the method calls m.mark_first_token() once
+    m.wall_time_s, m.ttft_s, m.peak_memory_mb, m.peak_memory_overhead_mb
+
+Timing: ``time.perf_counter()`` read after ``torch.cuda.synchronize()`` on CUDA, so queued
+kernels are inside the interval. The first-token mark is taken the same way, inside the
+timed region.
+
+Peak memory is a true peak, never a reading taken after the tensors were freed:
+
+- CUDA: ``reset_peak_memory_stats()`` before; ``max_memory_allocated()`` and
+  ``max_memory_reserved()`` after. The baseline is ``memory_allocated()`` just before.
+- CPU (Linux): the process's resident high-water mark is reset by writing ``5`` to
+  ``/proc/self/clear_refs`` and read as ``VmHWM`` from ``/proc/self/status``. The baseline
+  is ``VmRSS`` just before. Where the reset is refused (some sandboxes), a thread samples
+  ``VmRSS`` every millisecond instead and the measurement is flagged ``memory_exact=False``.
+  Before the baseline is read, freed heap that glibc keeps in its arenas is returned to the
+  kernel (``malloc_trim(0)``); otherwise a warmup's freed buffers would already be resident,
+  generation would reuse them without raising the high-water mark, and the overhead would
+  read 0 MB: the very error this tracker exists to prevent.
+
+Precision on CPU: the kernel keeps RSS in per-CPU counters that are folded into the total in
+batches (``percpu_counter_batch`` = max(32, 2 x CPUs) pages per CPU), and it records the
+high-water mark from the folded total, so ``VmHWM`` can lag the true peak by up to one batch
+per CPU and counter (anon, file, shmem): ``hwm_precision_mb()``, 0.75 MB on 2 CPUs.
+
+``peak_memory_mb`` is the total peak (weights included); ``peak_memory_overhead_mb`` is the
+peak minus the baseline, i.e. what generation itself added.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import ctypes.util
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+MB = 1024 * 1024
+_PROC_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def _status_kb(key: str) -> int:
+    """A ``kB`` field of /proc/self/status (``VmRSS``, ``VmHWM``), in bytes."""
+    for line in _PROC_STATUS.read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{_PROC_STATUS}: field {key} not found")
+
+
+def _load_libc():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc()
+
+
+def release_free_heap() -> None:
+    """Return freed malloc arenas to the kernel, so that RSS counts live memory only."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def hwm_precision_mb() -> float:
+    """Bound on how far the kernel's VmHWM can lag the true resident peak (see above)."""
+    cpus = os.cpu_count() or 1
+    batch_pages = max(32, 2 * cpus)
+    return 3 * batch_pages * cpus * os.sysconf("SC_PAGE_SIZE") / MB
+
+
+def current_rss_bytes() -> int:
+    return _status_kb("VmRSS")
+
+
+def can_reset_hwm() -> bool:
+    """Whether the kernel lets this process reset its resident high-water mark."""
+    try:
+        _CLEAR_REFS.write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+class _RssSampler:
+    """Fallback when VmHWM cannot be reset: sample VmRSS in a thread (inexact)."""
+
+    def __init__(self, interval_s: float = 0.001):
+        self.interval_s = interval_s
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, current_rss_bytes())
+            self._stop.wait(self.interval_s)
+
+    def start(self) -> None:
+        self.peak = current_rss_bytes()
+        self._thread.start()
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, current_rss_bytes())
+
+
+@dataclass
+class Measurement:
+    """One measured region. Times in seconds, memory in MiB (1024**2 bytes)."""
+
+    device: torch.device
+    start: float = 0.0
+    end: float = 0.0
+    first_token_at: float | None = None
+    peak_memory_mb: float = 0.0
+    peak_memory_overhead_mb: float = 0.0
+    baseline_memory_mb: float = 0.0
+    peak_reserved_mb: float | None = None
+    memory_exact: bool = True
+    memory_kind: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def mark_first_token(self) -> None:
+        """Called by the method as soon as the first new token exists (once)."""
+        if self.first_token_at is None:
+            synchronize(self.device)
+            self.first_token_at = time.perf_counter()
+
+    @property
+    def wall_time_s(self) -> float:
+        return self.end - self.start
+
+    @property
+    def ttft_s(self) -> float | None:
+        return None if self.first_token_at is None else self.first_token_at - self.start
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Tracker:
+    """Measures wall time, time to first token and peak memory of a region."""
+
+    def __init__(self, device: torch.device | str):
+        self.device = torch.device(device)
+        if self.device.type == "cuda":
+            self.memory_kind = "cuda_allocated"
+            self.memory_exact = True
+        elif _PROC_STATUS.exists():
+            self.memory_kind = "process_rss"
+            self.memory_exact = can_reset_hwm()
+        else:
+            raise RuntimeError(
+                "CPU peak memory needs Linux /proc/self/status; this platform has none, "
+                "so no honest peak can be measured here"
+            )
+
+    @contextlib.contextmanager
+    def measure(self):
+        m = Measurement(device=self.device, memory_exact=self.memory_exact, memory_kind=self.memory_kind)
+        sampler = None
+        synchronize(self.device)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            baseline = torch.cuda.memory_allocated(self.device)
+        else:
+            release_free_heap()
+            if self.memory_exact:
+                _CLEAR_REFS.write_text("5")  # VmHWM := VmRSS now; the baseline is read after it
+            else:
+                sampler = _RssSampler()
+                sampler.start()
+            baseline = current_rss_bytes()
+        m.start = time.perf_counter()
+        try:
+            yield m
+        finally:
+            synchronize(self.device)
+            m.end = time.perf_counter()
+            if self.device.type == "cuda":
+                peak = torch.cuda.max_memory_allocated(self.device)
+                m.peak_reserved_mb = torch.cuda.max_memory_reserved(self.device) / MB
+            elif sampler is not None:
+                peak = sampler.stop()
+            else:
+                peak = _status_kb("VmHWM")
+            m.baseline_memory_mb = baseline / MB
+            m.peak_memory_mb = peak / MB
+            m.peak_memory_overhead_mb = max(peak - baseline, 0) / MB

@@ -1,0 +1,144 @@
+"""Result files: the schema, atomic writing, loading with validation, and summaries.
+
+A result file is the one place a measured number is stored. Writing validates first and
+then replaces the destination atomically (temporary file in the same directory, fsync,
+``os.replace``): an interrupted run leaves the old file or no file, never half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import jsonschema
+
+SCHEMA_VERSION = "1.0"
+
+# Per-record metrics summarised as mean / sample std / n. Aggregation and `check` use this
+# same list, so a summary is derived in exactly one place.
+SUMMARY_METRICS = (
+    "wall_time_s", "tokens_per_s", "ttft_s", "tpot_s", "new_tokens", "prompt_tokens",
+    "peak_memory_mb", "peak_memory_overhead_mb", "peak_reserved_mb",
+    "rounds", "acceptance_rate", "tokens_per_round", "draft_time_s", "verify_time_s",
+    "num_samples", "token_steps", "branch_points", "final_paths",
+)
+
+
+class ResultError(ValueError):
+    """A result file that is missing, unreadable or violates the schema."""
+
+
+@lru_cache(maxsize=1)
+def result_schema() -> dict:
+    text = resources.files("decodebench").joinpath("schemas/result.schema.json").read_text()
+    return json.loads(text)
+
+
+def _field_path(error: jsonschema.ValidationError) -> str:
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    return path.lstrip(".") or "(top level)"
+
+
+def schema_errors(data: Any) -> list[str]:
+    """Every schema violation as 'field: message', sorted by field."""
+    validator = jsonschema.Draft202012Validator(result_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    out = [f"{_field_path(e)}: {e.message}" for e in errors]
+    out += [f"{path}: not a finite number ({value})" for path, value in _non_finite(data)]
+    return out
+
+
+def _non_finite(obj: Any, path: str = "") -> Iterable[tuple[str, float]]:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        yield path or "(top level)", obj
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from _non_finite(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            yield from _non_finite(value, f"{path}[{i}]")
+
+
+def validate(data: Any, source: str | Path = "<result>") -> None:
+    problems = schema_errors(data)
+    if problems:
+        shown = "\n  ".join(problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise ResultError(f"{source}: invalid result file:\n  {shown}{more}")
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write text so that `path` is either untouched or complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_result(path: str | Path, data: dict) -> None:
+    validate(data, path)
+    atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+
+
+def load_result(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultError(f"{path}: result file not found") from None
+    except json.JSONDecodeError as exc:
+        raise ResultError(f"{path}: not valid JSON ({exc})") from None
+    validate(data, path)
+    return data
+
+
+def ids_sha256(ids: Iterable[int]) -> str:
+    """Hash of generated token ids (int64 little-endian), independent of tensor type."""
+    h = hashlib.sha256()
+    for i in ids:
+        h.update(int(i).to_bytes(8, "little", signed=True))
+    return h.hexdigest()
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def stat(values: Iterable[float | None]) -> dict:
+    """Mean and sample standard deviation (ddof=1) of the non-null values."""
+    xs = [float(v) for v in values if v is not None]
+    n = len(xs)
+    if n == 0:
+        return {"mean": None, "std": None, "n": 0}
+    mean = sum(xs) / n
+    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else None
+    return {"mean": mean, "std": std, "n": n}
+
+
+def summarise(records: list[dict]) -> dict:
+    """The summary block of a result file: one stat per metric present in the records."""
+    out = {}
+    for metric in SUMMARY_METRICS:
+        values = [r.get(metric) for r in records]
+        if any(v is not None for v in values):
+            out[metric] = stat(values)
+    return out
