@@ -383,6 +383,8 @@ def _result(source: Source, target: Target, study: str, index: int | None, name:
             parsed: ParsedName, params: dict, protocol: dict, summary: dict, zeros: list[str],
             record: dict) -> dict:
     where = f"{source.path} record {index}" if index is not None else f"{source.path} baseline"
+    if name is not None:
+        where += f" ('{name}')"
     budget = protocol.get("max_new_tokens", source.max_new_tokens)
     if target.max_new_tokens is not None and budget != target.max_new_tokens:
         raise ImportFormatError(f"{where}: max_new_tokens is {budget} but the file name says "
