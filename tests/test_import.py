@@ -201,6 +201,7 @@ def test_unknown_method_name_is_an_error_naming_file_and_record(tmp_path):
     ("Linear Spec (K=8)", {"max_new_tokens": 100, "temperature": 0.7}, "config.temperature: not a parameter"),
     ("Fixed Tree (D=4, B=2)", {"max_new_tokens": 100, "tree_depth": "4"}, "expected an integer"),
     ("Baseline (AR)", {"max_new_tokens": 200}, "file name says 100"),
+    ("Phase 3: + History Adjust", {"phase": 3, "max_new_tokens": 100}, "does not state base_depth, max_depth"),
 ])
 def test_record_that_contradicts_itself_is_an_error(tmp_path, method, config, message):
     path = paper_file(tmp_path, [paper_record(method, config)])
@@ -223,6 +224,31 @@ def test_known_but_unsupported_method_is_skipped_with_its_reason(tmp_path):
     c = convert("dynatree", path, "s")
     assert [r["method"]["name"] for r in c.results] == ["ar_t100"]
     assert len(c.skipped) == 1 and "record 1 ('Streaming K=5 cache=1024')" in c.skipped[0]
+
+
+def test_sweep_layout(tmp_path):
+    row = {"depth": 3, "branch": 2, "threshold": 0.05, "throughput": 150.0, "speedup": 1.5,
+           "avg_path_length": 4.0, "acceptance_rate": 0.8, "total_rounds": 300.0, "ttft": 0.03,
+           "tpot": 0.006, "baseline_throughput": 100.0, "success": True}
+    data = {"config": {"target_model": "/m/pythia-2.8b", "draft_model": "/m/pythia-70m",
+                       "dataset": "WikiText-2 (ModelScope)", "max_new_tokens": 1500, "num_runs": 2,
+                       "num_prompts": 10, "timestamp": "20260106_043014"},
+            "baseline": {"throughput": 100.0}, "prompts": [],
+            "results": [row, {**row, "depth": 4, "success": False}], "best_overall": row}
+    path = tmp_path / "adaptive__fixed_tree_sweep__fixed_tree_sweep_20260106_043014.json"
+    path.write_text(json.dumps(data))
+    c = convert("dynatree", path, "s")
+    tree, ar = c.results
+    assert (tree["method"]["name"], tree["method"]["params"]) == (
+        "tree_d3_b2_tau0.05", {"depth": 3, "branching": 2, "tau": 0.05})
+    assert tree["summary"]["ttft_s"] == {"mean": 0.03, "std": None, "n": None}  # already seconds
+    assert (ar["method"]["name"], ar["provenance"]["source_record"]) == ("ar", None)
+    assert ar["summary"]["tokens_per_s"]["mean"] == 100.0
+    assert ar["provenance"]["finished_at"] == "2026-01-06T04:30:14"
+    assert len(c.skipped) == 1 and "record 1: success is False" in c.skipped[0]
+    path.write_text(json.dumps({**data, "results": [{**row, "baseline_throughput": 99.0}]}))
+    with pytest.raises(ImportFormatError, match="record 0: baseline_throughput differs"):
+        convert("dynatree", path, "s")
 
 
 def test_write_never_silently_replaces(tmp_path):

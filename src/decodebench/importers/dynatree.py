@@ -4,9 +4,12 @@ Source: the JSON files under ``results/`` of cny123222/DynaTree at a8a25af (A100
 Pythia-2.8B target, Pythia-70M draft, fp16, greedy), as renamed in
 ``shared/external/dynatree/README.md``. Three layouts, told apart by their top-level keys:
 
-    memory  {benchmark_info, results, acceptance_comparison, rankings, timestamp}   memory_*.json
-    paper   {experiment_info, all_results, [paper_tables,] timestamp}             adaptive__*, length__*, prompt_length__*
-    sweep   {config, baseline, prompts, results, best_overall}                    adaptive__fixed_tree_sweep__*
+    memory  {benchmark_info, results, acceptance_comparison, rankings, timestamp}
+            memory_*.json
+    paper   {experiment_info, all_results, [paper_tables,] timestamp}
+            adaptive__* (but the sweep), length__*, prompt_length__*
+    sweep   {config, baseline, prompts, results, best_overall}
+            adaptive__fixed_tree_sweep__*
 
 ``FILE_TABLE`` says which (experiment, dataset) each file feeds; ``parse_method_name`` turns
 the free-text method names into our method ids and parameters (grammar in docs/import.md).
@@ -53,7 +56,8 @@ FILE_TABLE: list[tuple[str, Callable[[re.Match], list[Target]]]] = [
     (r"adaptive__pg19__pg19_benchmark\.json", lambda m: [Target("main_d5b2", "pg19")]),
     (r"adaptive__main__paper_benchmark_main_1500tokens_2\.json", lambda m: [Target("main_d5b2", "wikitext")]),
     (r"adaptive__ablation__paper_benchmark_ablation\.json", lambda m: [Target("ablation", "wikitext")]),
-    (r"adaptive__fixed_tree_sweep__fixed_tree_sweep_\d{8}_\d{6}\.json", lambda m: [Target("sweep", "wikitext")]),
+    (r"adaptive__fixed_tree_sweep__fixed_tree_sweep_\d{8}_\d{6}\.json",
+     lambda m: [Target("sweep", "wikitext")]),
     (r"length__(\d+)\.json",
      lambda m: [Target("length", "wikitext", method_suffix=f"_t{m[1]}", max_new_tokens=int(m[1]))]),
     (r"length__(\d+)_2\.json", _length_targets),
@@ -198,8 +202,15 @@ def method_params(parsed: ParsedName, config: dict) -> tuple[dict, dict]:
     return params, protocol
 
 
+NAME_PARAMS = {"linear": ["k"], "tree": ["depth", "branching"], "dynatree": ["base_depth", "max_depth"]}
+
+
 def config_name(method_id: str, params: dict, phase: int | None = None) -> str:
     """Stable, readable method configuration names: ar, linear_k6, tree_d6_b2_tau0.05, dynatree_p3_d5-8."""
+    missing = [k for k in NAME_PARAMS.get(method_id, []) if k not in params]
+    if missing:
+        raise ValueError(f"cannot name the '{method_id}' configuration: the source does not state "
+                         f"{', '.join(missing)}")
     if method_id in ("ar", "hf_assisted"):
         return method_id
     if method_id == "linear":
@@ -222,7 +233,7 @@ class Field:
     metric: str  # our summary metric (source_*: the source's own definition, see docs/import.md)
     scale: float = 1.0  # unit conversion to ours (ms -> s)
     std: str | None = None  # the source's std field: numpy's population std (ddof=0)
-    n: str = "prompts"  # prompts: mean over the measured prompts; last: one generation; derived: a ratio
+    n: str = "prompts"  # prompts: a mean over the measured prompts; one: a single generation; unknown
 
 
 PAPER_FIELDS = [
@@ -230,9 +241,9 @@ PAPER_FIELDS = [
     Field("ttft_ms", "ttft_s", 1e-3, std="ttft_std"),
     Field("tpot_ms", "tpot_s", 1e-3, std="tpot_std"),
     Field("total_time_ms", "wall_time_s", 1e-3),
-    Field("peak_memory_mb", "peak_memory_mb", n="last"),
+    Field("peak_memory_mb", "peak_memory_mb", n="one"),
     Field("total_rounds", "rounds"),
-    Field("tokens_per_round", "tokens_per_round", n="derived"),
+    Field("tokens_per_round", "tokens_per_round", n="unknown"),  # max_new_tokens / total_rounds
     Field("acceptance_rate", "source_acceptance_rate", std="acceptance_std"),
     Field("avg_path_length", "source_avg_path_length", std="path_length_std"),
 ]
@@ -240,19 +251,19 @@ MEMORY_FIELDS = [
     Field("throughput_tps", "tokens_per_s"),
     Field("ttft_ms", "ttft_s", 1e-3),
     Field("tpot_ms", "tpot_s", 1e-3),
-    Field("peak_memory_mb", "peak_memory_mb", n="last"),
+    Field("peak_memory_mb", "peak_memory_mb", n="one"),
     Field("total_rounds", "rounds"),
     Field("tokens_per_round", "tokens_per_round"),
     Field("acceptance_rate", "source_acceptance_rate"),
     Field("avg_path_length", "source_avg_path_length"),
 ]
-SWEEP_FIELDS = [  # seconds already; averaged over prompts x runs in a way the file does not state
-    Field("throughput", "tokens_per_s", n="derived"),
-    Field("ttft", "ttft_s", n="derived"),
-    Field("tpot", "tpot_s", n="derived"),
-    Field("total_rounds", "rounds", n="derived"),
-    Field("acceptance_rate", "source_acceptance_rate", n="derived"),
-    Field("avg_path_length", "source_avg_path_length", n="derived"),
+SWEEP_FIELDS = [  # seconds already; means over prompts x runs combined in a way the file does not state
+    Field("throughput", "tokens_per_s", n="unknown"),
+    Field("ttft", "ttft_s", n="unknown"),
+    Field("tpot", "tpot_s", n="unknown"),
+    Field("total_rounds", "rounds", n="unknown"),
+    Field("acceptance_rate", "source_acceptance_rate", n="unknown"),
+    Field("avg_path_length", "source_avg_path_length", n="unknown"),
 ]
 
 
@@ -271,13 +282,33 @@ def summarise_record(record: dict, fields: list[Field], prompts: int | None) -> 
             zeros.append(f.source)
             continue
         std = _number(record[f.std], f.std) if f.std is not None and f.std in record else None
-        n = {"prompts": prompts, "last": 1, "derived": None}[f.n]
+        n = {"prompts": prompts, "one": 1, "unknown": None}[f.n]
         summary[f.metric] = source_stat(value, std, n, f.scale, std_ddof=0)
     return summary, zeros
 
 
 # --------------------------------------------------------------------------------------------
 # Conversion
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    keys: frozenset  # top-level keys that identify it
+    info: str  # the file-level block
+    records: str  # the list of records
+    prompts: str  # the info key holding the number of measured prompts
+    fields: list
+
+
+LAYOUTS = [
+    Layout("memory", frozenset({"benchmark_info", "results"}), info="benchmark_info", records="results",
+           prompts="num_samples", fields=MEMORY_FIELDS),
+    Layout("paper", frozenset({"experiment_info", "all_results"}), info="experiment_info",
+           records="all_results", prompts="num_samples", fields=PAPER_FIELDS),
+    Layout("sweep", frozenset({"config", "baseline", "results"}), info="config", records="results",
+           prompts="num_prompts", fields=SWEEP_FIELDS),
+]
 
 
 @dataclass(frozen=True)
@@ -292,9 +323,8 @@ class Source:
     max_new_tokens: int | None  # file-level budget (memory, sweep); per record in the paper layout
 
 
-def convert(path: Path, study: str) -> Conversion:
-    """One DynaTree result file -> one result per (experiment, dataset, method configuration)."""
-    targets = targets_for(path)
+def read_source(path: Path) -> tuple[Layout, dict, Source]:
+    """The file's layout, its parsed JSON and what it states for all records."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -303,84 +333,96 @@ def convert(path: Path, study: str) -> Conversion:
         raise ImportFormatError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise ImportFormatError(f"{path}: expected a JSON object at the top level")
-    keys = set(data)
-    if {"benchmark_info", "results"} <= keys:
-        layout, info_key, records_key, fields = "memory", "benchmark_info", "results", MEMORY_FIELDS
-    elif {"experiment_info", "all_results"} <= keys:
-        layout, info_key, records_key, fields = "paper", "experiment_info", "all_results", PAPER_FIELDS
-    elif {"config", "baseline", "results"} <= keys:
-        layout, info_key, records_key, fields = "sweep", "config", "results", SWEEP_FIELDS
-    else:
-        raise ImportFormatError(f"{path}: unknown layout (top-level keys {sorted(keys)}); expected "
-                                "{benchmark_info, results}, {experiment_info, all_results} or "
-                                "{config, baseline, results}")
-    info = data[info_key]
-    records = data[records_key]
-    if not isinstance(info, dict) or not isinstance(records, list):
-        raise ImportFormatError(f"{path}: '{info_key}' must be an object and '{records_key}' a list")
+    layout = next((lay for lay in LAYOUTS if lay.keys <= set(data)), None)
+    if layout is None:
+        expected = " or ".join("{" + ", ".join(sorted(lay.keys)) + "}" for lay in LAYOUTS)
+        raise ImportFormatError(f"{path}: unknown layout (top-level keys {sorted(data)}); "
+                                f"expected {expected}")
+    info = data[layout.info]
+    if not isinstance(info, dict) or not isinstance(data[layout.records], list):
+        raise ImportFormatError(f"{path}: '{layout.info}' must be an object and '{layout.records}' a list")
+    if layout.name == "sweep" and not isinstance(data["baseline"], dict):
+        raise ImportFormatError(f"{path}: 'baseline' must be an object")
     try:
-        source = Source(
-            path=path, sha256=file_sha256(path), info=info,
-            timestamp=_timestamp(data.get("timestamp", info.get("timestamp"))),
-            prompts=_optional_int(info, "num_samples" if layout != "sweep" else "num_prompts"),
-            warmups=_optional_int(info, "warmup_runs"),
-            max_new_tokens=_optional_int(info, "max_new_tokens"))
-        for target in targets:
-            _check_dataset(info, target)
+        source = Source(path=path, sha256=file_sha256(path), info=info,
+                        timestamp=_timestamp(data.get("timestamp", info.get("timestamp"))),
+                        prompts=_optional_int(info, layout.prompts),
+                        warmups=_optional_int(info, "warmup_runs"),
+                        max_new_tokens=_optional_int(info, "max_new_tokens"))
     except ValueError as exc:
-        raise ImportFormatError(f"{path}: {info_key}.{exc}") from None
+        raise ImportFormatError(f"{path}: {layout.info}.{exc}") from None
+    return layout, data, source
+
+
+def record_method(layout: Layout, record: dict, data: dict) -> tuple[ParsedName, dict]:
+    """(parsed method name, source config) of one record; the sweep's records are bare trees."""
+    if layout.name != "sweep":
+        name = record.get("method")
+        if not isinstance(name, str):
+            raise ValueError("field 'method' is missing or not a string")
+        config = record.get("config", {})
+        if not isinstance(config, dict):
+            raise ValueError("field 'config' is not an object")
+        return parse_method_name(name), config
+    for key in ("depth", "branch", "threshold"):
+        if key not in record:
+            raise ValueError(f"field '{key}' is missing")
+    if _number(record.get("baseline_throughput"), "baseline_throughput") != \
+            _number(data["baseline"].get("throughput"), "baseline.throughput"):
+        raise ValueError("baseline_throughput differs from the file's baseline.throughput")
+    return ParsedName("tree", {}), {"tree_depth": record["depth"], "branch_factor": record["branch"],
+                                    "probability_threshold": record["threshold"]}
+
+
+def convert(path: Path, study: str) -> Conversion:
+    """One DynaTree result file -> one result per (experiment, dataset, method configuration)."""
+    targets = targets_for(path)
+    layout, data, source = read_source(path)
+    for target in targets:
+        try:
+            _check_dataset(source.info, target)
+        except ValueError as exc:
+            raise ImportFormatError(f"{path}: {layout.info}.{exc}") from None
 
     out = Conversion(results=[])
-    for index, record in enumerate(records):
+    for index, record in enumerate(data[layout.records]):
         where = f"{path} record {index}"
         if not isinstance(record, dict):
             raise ImportFormatError(f"{where}: expected an object, got {type(record).__name__}")
         name = record.get("method")
-        try:
-            if layout == "sweep":
-                if record.get("success") is not True:
-                    out.skipped.append(f"{where}: success is {record.get('success')!r}; not imported")
-                    continue
-                parsed = ParsedName("tree", {})
-                for key in ("depth", "branch", "threshold"):
-                    if key not in record:
-                        raise ValueError(f"field '{key}' is missing")
-                config = {"tree_depth": record["depth"], "branch_factor": record["branch"],
-                          "probability_threshold": record["threshold"]}
-                if _number(record.get("baseline_throughput"), "baseline_throughput") != \
-                        _number(data["baseline"].get("throughput"), "baseline.throughput"):
-                    raise ValueError("baseline_throughput differs from the file's baseline.throughput")
-            else:
-                if not isinstance(name, str):
-                    raise ValueError("field 'method' is missing or not a string")
-                parsed = parse_method_name(name)
-                config = record.get("config", {})
-                if not isinstance(config, dict):
-                    raise ValueError("field 'config' is not an object")
-            params, protocol = method_params(parsed, config)
-            summary, zeros = summarise_record(record, fields, source.prompts)
-        except Unsupported as exc:
-            out.skipped.append(f"{where} ('{name}'): {exc}")
+        if isinstance(name, str):
+            where += f" ('{name}')"
+        if layout.name == "sweep" and record.get("success") is not True:
+            out.skipped.append(f"{where}: success is {record.get('success')!r}; not imported")
             continue
-        except (ValueError, KeyError, TypeError) as exc:
-            label = f" ('{name}')" if isinstance(name, str) else ""
-            raise ImportFormatError(f"{where}{label}: {exc}") from None
+        try:
+            parsed, config = record_method(layout, record, data)
+            params, protocol = method_params(parsed, config)
+            method_name = config_name(parsed.method_id, params, parsed.phase)
+            summary, zeros = summarise_record(record, layout.fields, source.prompts)
+        except Unsupported as exc:
+            out.skipped.append(f"{where}: {exc}")
+            continue
+        except ValueError as exc:
+            raise ImportFormatError(f"{where}: {exc}") from None
         for target in targets:
-            out.results.append(_result(source, target, study, index, name, parsed, params,
-                                       protocol, summary, zeros, record))
-    if layout == "sweep":  # the AR baseline is a file-level block, not a record
+            out.results.append(_result(source, target, study, index, name, method_name, parsed,
+                                       params, protocol, summary, zeros, record))
+    if layout.name == "sweep":  # the AR baseline is a file-level block, not a record
         try:
             tps = _number(data["baseline"].get("throughput"), "baseline.throughput")
         except ValueError as exc:
             raise ImportFormatError(f"{path}: {exc}") from None
         for target in targets:
-            out.results.append(_result(source, target, study, None, None, ParsedName("ar", {}), {}, {},
-                                       {"tokens_per_s": source_stat(tps)}, [], {"baseline": data["baseline"]}))
+            out.results.append(_result(source, target, study, None, None, "ar", ParsedName("ar", {}),
+                                       {}, {}, {"tokens_per_s": source_stat(tps)}, [],
+                                       {"baseline": data["baseline"]}))
     return out
 
 
 def _result(source: Source, target: Target, study: str, index: int | None, name: str | None,
-            parsed: ParsedName, params: dict, protocol: dict, summary: dict, zeros: list[str],
+            method_name: str, parsed: ParsedName, params: dict, protocol: dict, summary: dict,
+            zeros: list[str],
             record: dict) -> dict:
     where = f"{source.path} record {index}" if index is not None else f"{source.path} baseline"
     if name is not None:
@@ -427,7 +469,7 @@ def _result(source: Source, target: Target, study: str, index: int | None, name:
                  "source_kind": "imported", "label": DATASETS[target.loader]["label"],
                  "prompt_file": None, "prompt_sha256": None, "num_prompts": source.prompts,
                  "prompt_tokens": None, "selection": selection or None},
-        method={"name": config_name(method_id, params, parsed.phase) + target.method_suffix,
+        method={"name": method_name + target.method_suffix,
                 "id": method_id, "params": params, "lossless": True, "greedy": True,
                 "source_name": name, "label": None},
         protocol={"max_new_tokens": budget, "warmups": source.warmups,
