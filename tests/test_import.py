@@ -17,8 +17,8 @@ import yaml
 from decodebench import results
 from decodebench.cli import main
 from decodebench.config import load_config, validate_config
-from decodebench.importers import (FORMATS, ImportFormatError, convert, result_relpath,
-                                   write_results)
+from decodebench.importers import (FORMATS, ImportFormatError, configured_results, convert,
+                                   source_files, write_results)
 from decodebench.importers.dynatree import (PHASE_SWITCHES, ParsedName, Unsupported,
                                             config_name, parse_method_name)
 
@@ -389,15 +389,39 @@ def test_schema_format_enum_matches_the_registry():
 
 
 @needs_data
-def test_every_configured_method_exists_in_the_import(imported):
+def test_every_configured_result_is_imported_with_its_method(imported):
     cfg = load_config(REPO / "config/dynatree.yaml")
-    assert (REPO / cfg["import"]["path"]).resolve() == DATA.resolve()
-    for ename, exp in cfg["experiments"].items():
-        for mname, spec in exp["methods"].items():
-            datasets = spec.get("datasets", exp["datasets"])
-            assert set(datasets) <= set(exp["datasets"]), (ename, mname)
-            for d in datasets:
-                r = load(imported, ename, d, mname)
-                assert r["method"]["id"] == spec["method"], (ename, d, mname)
-            for d in set(exp["datasets"]) - set(datasets):
-                assert not (imported / ename / d / f"{mname}.json").exists()
+    files = source_files(cfg, REPO)
+    assert [f.resolve() for f in files] == sorted(f.resolve() for f in DATA.glob("*.json"))
+    expected = configured_results(cfg)
+    assert len(expected) == len(set(expected)) > 150
+    for rel in expected:
+        r = results.load_result(imported / rel)
+        experiment, dataset, method = rel.parts
+        spec = cfg["experiments"][experiment]["methods"][method[:-len(".json")]]
+        assert (r["experiment"], r["dataset"]["name"], r["method"]["id"]) == (experiment, dataset, spec["method"])
+    # a configuration restricted to one dataset is not expected (nor imported) for the other
+    assert Path("main/pg19/linear_k8.json") not in expected and not (imported / "main/pg19/linear_k8.json").exists()
+
+
+def test_configured_results_honours_method_datasets_and_names_bad_ones():
+    cfg = {"_file": "c.yaml", "experiments": {
+        "main": {"datasets": ["a", "b"], "baseline": "ar",
+                 "methods": {"ar": {"method": "ar"}, "x": {"method": "linear", "datasets": ["b"]}}},
+        "pl": {"datasets": ["a_p10", "a_p20"], "prompt_lengths": [10, 20], "baseline": "ar",
+               "methods": {"ar": {"method": "ar", "datasets": ["a"]}}}}}
+    assert [str(p) for p in configured_results(cfg)] == [
+        "main/a/ar.json", "main/b/ar.json", "main/b/x.json", "pl/a_p10/ar.json", "pl/a_p20/ar.json"]
+    cfg["experiments"]["main"]["methods"]["x"]["datasets"] = ["c"]
+    with pytest.raises(ImportFormatError, match=r"c.yaml: experiments.main.methods.x.datasets: c not among"):
+        configured_results(cfg)
+
+
+def test_source_files_errors_name_the_config_key(tmp_path):
+    cfg = {"_file": "c.yaml", "import": {"format": "dynatree", "path": "nowhere"}}
+    with pytest.raises(ImportFormatError, match="c.yaml: import.path"):
+        source_files(cfg, tmp_path)
+    (tmp_path / "d").mkdir()
+    cfg["import"] = {"format": "dynatree", "path": "d", "files": ["memory_pg19.json"]}
+    with pytest.raises(ImportFormatError, match="c.yaml: import.files: not found"):
+        source_files(cfg, tmp_path)
