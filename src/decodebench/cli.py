@@ -57,6 +57,23 @@ def _cmd_prepare_prompts(args) -> int:
     return 0
 
 
+def _cmd_import(args) -> int:
+    from .importers import convert, write_results
+
+    study = args.study or args.format
+    converted, skipped = [], []
+    for path in args.files:
+        c = convert(args.format, path, study)
+        converted += c.results
+        skipped += c.skipped
+    for path, status in write_results(converted, args.out, force=args.force):
+        print(f"{status}: {path}")
+    for line in skipped:
+        print(f"skipped: {line}", file=sys.stderr)
+    print(f"{len(converted)} results from {len(args.files)} files ({len(skipped)} records skipped)")
+    return 0
+
+
 def _cmd_make_tiny_model(args) -> int:
     from .testing import make_tiny_model
 
@@ -92,6 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--dataset", action="append")
     q.add_argument("--out", help="output JSONL (with a single --dataset)")
     q.set_defaults(func=_cmd_prepare_prompts)
+    i = sub.add_parser("import", help="convert third-party result files into result JSONs")
+    i.add_argument("--format", required=True, help="source layout (importers.FORMATS), e.g. dynatree")
+    i.add_argument("files", nargs="+", metavar="FILE", help="source result files")
+    i.add_argument("--out", required=True, help="writes OUT/<experiment>/<dataset>/<method>.json")
+    i.add_argument("--study", help="study name recorded in the results (default: the format name)")
+    i.add_argument("--force", action="store_true",
+                   help="replace existing result files whose content differs (default: refuse)")
+    i.set_defaults(func=_cmd_import)
+
     t = sub.add_parser("make-tiny-model", help="write a tiny random-weight model (tests, test configs)")
     t.add_argument("directory")
     t.add_argument("--arch", default="llama", choices=["llama", "gpt_neox"])
@@ -104,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
+    from .importers import ImportFormatError
     from .models import ModelUnavailable
     from .prompts import DatasetUnavailable
     from .results import ResultError
@@ -111,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, ModelUnavailable, DatasetUnavailable, ResultError) as exc:
+    except (ConfigError, ModelUnavailable, DatasetUnavailable, ResultError, ImportFormatError) as exc:
         print(f"decodebench: error: {exc}", file=sys.stderr)
         return 2
 
