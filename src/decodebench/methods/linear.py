@@ -1,0 +1,108 @@
+"""Greedy linear speculative decoding: a draft proposes K tokens, the target verifies them at once.
+
+Algorithm, as implemented (parameter ``k``, default 4; batch size 1):
+
+    seq := prompt; both KV caches empty
+    repeat (one round):
+      k_r := min(k, remaining_budget - 1)        # the round can commit at most k_r + 1 tokens
+      draft:  feed the tokens of seq its cache lacks (the whole prompt in round 1, afterwards
+              1 token, or 2 when every draft was accepted), argmax -> d_1; then feed d_i one at a
+              time -> d_{i+1}, until d_1..d_{k_r}: k_r forwards, the cache is never re-prefilled
+      verify: ONE target forward over [tokens of seq its cache lacks] + [d_1..d_{k_r}]: in
+              round 1 that is the prompt (prefill and first verification in one forward, as in
+              transformers' assisted generation), afterwards the last committed token;
+              t_i := argmax of the target's logits after seq + d_1..d_{i-1}, i = 1..k_r+1
+      accept: a := number of leading i with d_i == t_i; commit t_1..t_{a+1}
+              (= d_1..d_a plus the target's own next token), cut after the first EOS
+      crop:   target cache to len(seq) - 1 (everything committed except the newest token,
+              whose keys/values the next forward computes); draft cache to
+              min(its length, len(seq) - 1) (drops the rejected drafts)
+    until EOS was committed or max_new_tokens are committed
+
+Output ids equal greedy AR's (every committed token is the target's argmax after the committed
+prefix). The budget is never exceeded: k_r shrinks in the last round (k_r = 0 is a plain target
+step). The first token exists after round 1's target forward; ``mark_first_token`` is called
+there, so time to first token includes round 1's drafting.
+
+Statistics per round (``methods.speculative.Round``): proposed = depth = k_r, accepted = draft
+tokens committed (a, or fewer when an EOS cut the commit). Without an EOS cut,
+new tokens = sum(accepted) + rounds. The draft's logits must cover the target's vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache
+
+from ..kvcache import cache_length, crop_to
+from . import GenContext, GenerationOutput
+from .speculative import Round, round_stats
+
+
+@dataclass
+class LinearParams:
+    k: int = 4  # draft tokens proposed per round
+
+    def validate(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise ValueError(f"k must be an integer >= 1, got {self.k!r}")
+
+
+def _vocab_size(model) -> int:
+    return model.get_output_embeddings().weight.shape[0]
+
+
+@torch.inference_mode()
+def propose(draft, cache: DynamicCache, seq: torch.Tensor, k: int, vocab_size: int) -> torch.Tensor:
+    """k greedy draft tokens after `seq` [1, n], appending to the draft's `cache`. -> [1, k]
+
+    `cache` must hold a prefix of `seq` (at most n - 1 positions); the tokens it lacks are
+    fed in the first forward."""
+    drafts = seq.new_empty((1, k))  # [1, k]
+    token = seq[:, cache_length(cache):]  # [1, n - cached]
+    for i in range(k):
+        logits = draft(input_ids=token, past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+        if logits.shape[-1] != vocab_size:
+            raise ValueError(f"draft logits cover {logits.shape[-1]} tokens but the target's vocabulary has "
+                             f"{vocab_size}: linear speculation needs the draft to score the target's vocabulary")
+        token = logits[:, -1:, :].argmax(dim=-1)  # [1, 1]
+        drafts[:, i:i + 1] = token
+    return drafts
+
+
+@torch.inference_mode()
+def generate(ctx: GenContext) -> GenerationOutput:
+    if ctx.draft is None:
+        raise ValueError("method 'linear' needs a draft model (models.draft in the config)")
+    target, draft, budget = ctx.target, ctx.draft, ctx.budget
+    vocab_size = _vocab_size(target)
+    target_cache, draft_cache = DynamicCache(), DynamicCache()
+    seq = ctx.prompt_ids  # [1, n]: prompt + committed tokens
+    new_ids: list[int] = []
+    rounds: list[Round] = []
+    done = False
+    while not done:
+        k = min(ctx.params.k, budget.max_new_tokens - len(new_ids) - 1)
+        with ctx.phase("draft"):
+            drafts = propose(draft, draft_cache, seq, k, vocab_size)  # [1, k]
+        with ctx.phase("verify"):
+            fed = torch.cat([seq[:, cache_length(target_cache):], drafts], dim=1)  # [1, m + k]
+            logits = target(input_ids=fed, past_key_values=target_cache, use_cache=True,
+                            logits_to_keep=k + 1).logits  # [1, k + 1, vocab]
+            choice = logits[0].argmax(dim=-1)  # [k + 1]: the target's token after seq + d_1..d_i
+            matches = int((choice[:k] == drafts[0]).int().cumprod(dim=0).sum())
+            commit = choice[:matches + 1].tolist()
+            eos_at = next((i for i, t in enumerate(commit) if budget.is_eos(t)), None)
+            if eos_at is not None:
+                commit = commit[:eos_at + 1]
+            seq = torch.cat([seq, choice[None, :len(commit)]], dim=1)
+            crop_to(target_cache, seq.shape[1] - 1)
+            crop_to(draft_cache, min(cache_length(draft_cache), seq.shape[1] - 1))
+        if not new_ids:
+            ctx.clock.mark_first_token()
+        new_ids.extend(commit)
+        rounds.append(Round(proposed=k, accepted=min(matches, len(commit)), depth=k))
+        done = eos_at is not None or len(new_ids) >= budget.max_new_tokens
+    return GenerationOutput(new_ids=new_ids, stats=round_stats(rounds))
