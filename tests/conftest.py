@@ -13,7 +13,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import torch  # noqa: E402
+
 from decodebench.testing import make_tiny_model  # noqa: E402
+
+# Tiny models run fastest on one thread (and tests never assert timings).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -24,9 +24,9 @@ def test_ar_equals_hf_generate(tiny_models, arch):
     for text in PROMPTS:
         ids = tok(text, return_tensors="pt").input_ids
         out, m = run_method("ar", model, ids, 20)
-        gen = GenerationConfig(max_new_tokens=20, min_new_tokens=20, do_sample=False,
-                               eos_token_id=None, pad_token_id=tok.eos_token_id)
-        ref = model.generate(ids, generation_config=gen)[0, ids.shape[1]:].tolist()
+        # EOS disabled without min_new_tokens (which would hide the EOS logit and change argmaxes).
+        gen = GenerationConfig(max_new_tokens=20, do_sample=False, pad_token_id=tok.eos_token_id)
+        ref = model.generate(ids, generation_config=gen, eos_token_id=None)[0, ids.shape[1]:].tolist()
         assert out.new_ids == ref
         assert len(out.new_ids) == 20
         assert 0 < m.ttft_s <= m.wall_time_s
