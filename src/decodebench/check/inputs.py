@@ -204,7 +204,7 @@ def _check_prompt_file(res: Result, job, inputs: Inputs, report: Report, skipped
     path = (_resolve(str(prompt_file(job.resources_dir, job.study, job.dataset)), inputs.root) if job is not None
             else _resolve(d.get("prompt_file"), inputs.root))
     if path is None or not path.exists():
-        skipped.append(f"prompt file ({path or 'none recorded'} not found)")
+        skipped.append(f"prompt file ({path} not found)" if path else "prompt file (none recorded)")
         return
     meta = meta_path(path)
     current = json.loads(meta.read_text()).get("sha256") if meta.exists() else file_sha256(path)
