@@ -55,6 +55,10 @@ class Inputs:
         self._prompt_sets: dict[str, tuple[str | None, str]] = {}
         self._tokenizers: dict[str, object] = {}
 
+    def same_study(self, res: Result) -> bool:
+        """Whether the config describes this result's study (else only the result itself is used)."""
+        return self.cfg is not None and self.cfg.get("study") == res.data["study"]
+
     @property
     def resources_dir(self) -> Path:
         return _resolve(str(self.cfg.get("resources_dir", "resources")) if self.cfg else "resources", self.root)
@@ -87,7 +91,7 @@ class Inputs:
 
     def tokenizer(self, res: Result):
         """The target's tokenizer, or a string saying why there is none."""
-        spec = self.cfg["models"]["target"] if self.cfg else None
+        spec = self.cfg["models"]["target"] if self.same_study(res) else None
         recorded = res.data["models"]["target"]
         if spec is None:
             src = recorded.get("source", "")
@@ -147,8 +151,7 @@ def rule_staleness(res: Result, inputs: Inputs, report: Report) -> None:
 
     job = _check_job(res, inputs, report)
     if job is None:
-        skipped.append("job (no config for this study)" if inputs.cfg is None or
-                       inputs.cfg.get("study") != d["study"] else "job")
+        skipped.append("job (no config for this study)" if not inputs.same_study(res) else "job")
     _check_prompt_file(res, job, inputs, report, skipped)
     for role in ("target", "draft"):
         recorded = d["models"].get(role)
@@ -173,13 +176,17 @@ def rule_staleness(res: Result, inputs: Inputs, report: Report) -> None:
 
 def _check_job(res: Result, inputs: Inputs, report: Report):
     d, cfg = res.data, inputs.cfg
-    if cfg is None or cfg.get("study") != d["study"]:
+    if not inputs.same_study(res):
         return None
     f, prov = res.path, d["provenance"]
     try:
         job = resolve_job(cfg, d["experiment"], d["dataset"]["name"], d["method"]["name"])
     except ConfigError as exc:
         report.error(f, "staleness", f"the job is no longer in the config ({exc})")
+        return None
+    except (KeyError, ValueError) as exc:  # e.g. a method id this checkout does not implement
+        report.error(f, "staleness", f"the job cannot be resolved from the config "
+                                     f"({type(exc).__name__}: {exc})")
         return None
     overrides = d["protocol"].get("overrides") or {}
     if overrides:

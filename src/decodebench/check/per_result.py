@@ -88,7 +88,7 @@ def read_result(path: str | Path, report: Report, display: str) -> Result | None
     problems = ([] if not infinite and _fast_valid(data)
                 else schema_errors(data, ignore=_reported_elsewhere))
     for p in problems:
-        report.error(display, "schema", f"{p} (expected what workflow/schemas/result.schema.json says)")
+        report.error(display, "schema", f"{p} (expected: valid against workflow/schemas/result.schema.json)")
     return None if problems else Result(display, data)
 
 
