@@ -349,3 +349,35 @@ def test_cli_exit_codes_json_strict_and_read_only(tmp_path):
     before = _snapshot(tmp_path)
     _cli("results/raw", "--json", cwd=tmp_path)
     assert _snapshot(tmp_path) == before
+
+
+def multi_sample(method, method_id, samples=2, extra=0, tokens_per_s=20.0):
+    """A multi-sample result: num_samples x budget tokens per prompt (+ extra in record 0)."""
+    def fn(r):
+        r["protocol"]["num_samples"] = samples
+        r["method"].update(lossless=False, greedy=False)
+        for i, rec in enumerate(r["records"]):
+            rec["new_tokens"] = samples * 32 + (extra if i == 0 else 0)
+            rec["tokens_per_s"] = rec["new_tokens"] / rec["wall_time_s"]
+            rec["tpot_s"] = (rec["wall_time_s"] - rec["ttft_s"]) / (rec["new_tokens"] - 1)
+            rec["num_samples"] = samples
+    return mutate(make_result(method, method_id, experiment="multi", tokens_per_s=tokens_per_s), fn)
+
+
+MULTI_EAB = "results/raw/synthetic/multi/gutenberg/eab_cow.json"
+
+
+def test_multi_sample_budget_is_an_upper_bound_and_baseline_is_naive(tmp_path):
+    clean = [multi_sample("naive", "naive"), multi_sample("eab_cow", "eab_cow", tokens_per_s=30.0)]
+    report = run(tmp_path, clean)
+    assert fired(report) == set(), report.text()
+    assert report.checked[(MULTI_EAB, "comparability")] == "passed"  # compared with naive
+    over = [clean[0], multi_sample("eab_cow", "eab_cow", extra=1, tokens_per_s=30.0)]
+    report = run(tmp_path, over)
+    assert fired(report) == {(MULTI_EAB, "arithmetic", "error")}, report.text()
+    (f,) = [f for f in report.findings if f.rule == "arithmetic"]
+    assert "above num_samples x max_new_tokens" in f.message and "(expected <= 64, found 65)" in f.message
+    other_samples = [clean[0], multi_sample("eab_cow", "eab_cow", samples=3, tokens_per_s=30.0)]
+    report = run(tmp_path, other_samples)
+    assert fired(report) == {(MULTI_EAB, "comparability", "error")}, report.text()
+    assert any("protocol.num_samples differs" in f.message for f in report.findings)

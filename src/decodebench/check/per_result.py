@@ -44,7 +44,12 @@ class Result:
 
     @property
     def imported(self) -> bool:
-        return self.data.get("kind") == "imported" or self.records is None
+        return self.data.get("kind") == "imported"
+
+    @property
+    def summary_only(self) -> bool:
+        """No records (imported results): rules check the summary where they can."""
+        return self.records is None
 
     @property
     def method(self) -> str:
@@ -162,7 +167,7 @@ def rule_errors(res: Result, report: Report) -> None:
 def rule_memory(res: Result, report: Report) -> None:
     f = res.path
     report.ran(f, "memory")
-    if res.imported:
+    if res.summary_only:
         peak, over = res.summary_mean("peak_memory_mb"), res.summary_mean("peak_memory_overhead_mb")
         if peak is None and over is None:
             report.not_applicable(f, "memory", "imported result records no peak memory")
@@ -201,8 +206,8 @@ def rule_memory(res: Result, report: Report) -> None:
 def rule_arithmetic(res: Result, report: Report) -> None:
     f, d = res.path, res.data
     report.ran(f, "arithmetic")
-    if res.imported:
-        report.not_applicable(f, "arithmetic", "imported result has no records to recompute "
+    if res.summary_only:
+        report.not_applicable(f, "arithmetic", "no records (imported result) to recompute "
                                                "tokens/s and the summary from")
         return
     new, wall = res.column("new_tokens"), res.column("wall_time_s")
@@ -282,7 +287,7 @@ def _check_summary(res: Result, report: Report) -> None:
 def rule_definitions(res: Result, report: Report) -> None:
     f = res.path
     report.ran(f, "definitions")
-    if res.imported:
+    if res.summary_only:
         rate, tpr = res.summary_mean("acceptance_rate"), res.summary_mean("tokens_per_round")
         ttft, wall = res.summary_mean("ttft_s"), res.summary_mean("wall_time_s")
         if rate is not None and not 0 <= rate <= 1:
