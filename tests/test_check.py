@@ -381,3 +381,14 @@ def test_multi_sample_budget_is_an_upper_bound_and_baseline_is_naive(tmp_path):
     report = run(tmp_path, other_samples)
     assert fired(report) == {(MULTI_EAB, "comparability", "error")}, report.text()
     assert any("protocol.num_samples differs" in f.message for f in report.findings)
+
+
+def test_baselines_of_one_experiment_agree_across_datasets(tmp_path):
+    results = [make_result(m, mid, dataset=d, dtype="float16" if d == "d1" else "float32",
+                           tokens_per_s=32.0 if mid == "linear" else 20.0)
+               for d in ("d0", "d1") for m, mid in (("ar", "ar"), ("linear_k4", "linear"))]
+    report = run(tmp_path, results)
+    assert fired(report) == {("results/raw/synthetic/main/d1/ar.json", "comparability", "error")}, report.text()
+    msgs = [f.message for f in report.findings if f.rule == "comparability"]
+    assert any(m.startswith("environment.dtype differs from the same experiment's baseline on another dataset")
+               for m in msgs), msgs

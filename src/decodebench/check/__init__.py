@@ -15,7 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .artifacts import rule_artifacts, rule_manuscript
-from .groups import groups, rule_baseline_stability, rule_comparability, rule_lossless
+from .groups import (groups, rule_baseline_stability, rule_comparability, rule_experiment_comparability,
+                     rule_lossless)
 from .inputs import Inputs, rule_dataset_provenance, rule_staleness
 from .per_result import (read_result, rule_arithmetic, rule_definitions, rule_errors, rule_memory,
                          rule_provenance)
@@ -71,6 +72,7 @@ def check_paths(paths: list[Path], cfg: dict | None = None, root: Path = Path(".
     for group in table_groups.values():
         rule_lossless(group, report)
         rule_comparability(group, cfg, report)
+    rule_experiment_comparability(table_groups, cfg, report)
     rule_baseline_stability(table_groups, cfg, report, cv_threshold)
     if artifacts:
         rule_artifacts(root, cfg, report, rerender=rerender)

@@ -109,6 +109,31 @@ def rule_comparability(group: list[Result], cfg: dict | None, report: Report) ->
                              f"and {len(ids - base_ids)} others)")
 
 
+def rule_experiment_comparability(all_groups: dict[tuple, list[Result]], cfg: dict | None,
+                                  report: Report) -> None:
+    """Across the datasets of one experiment, the baselines (same method name) must agree on
+    everything but the dataset: an experiment's table spans its datasets."""
+    by_baseline: dict[tuple, dict[str, Result]] = defaultdict(dict)
+    for (study, experiment, _), group in all_groups.items():
+        for res in group:
+            base = baseline_of(res, group, cfg)
+            if base is not None:
+                by_baseline[(study, experiment, base.method)][base.path] = base
+    for baselines in by_baseline.values():
+        ref, *others = sorted(baselines.values(), key=lambda r: r.path)
+        for res in others:
+            for path, severity in COMPARED:
+                if path[0] == "dataset" or path == ("protocol", "prompts_measured"):
+                    continue
+                a, b = _get(ref.data, path), _get(res.data, path)
+                if (res.imported or ref.imported) and (a is None or b is None):
+                    continue
+                if a != b:
+                    report.add(res.path, "comparability", severity,
+                               f"{'.'.join(path)} differs from the same experiment's baseline on another "
+                               f"dataset, {ref.path} (expected {a!r}, found {b!r})")
+
+
 def rule_lossless(group: list[Result], report: Report) -> None:
     for res in group:
         m = res.data["method"]
