@@ -146,3 +146,20 @@ def test_prompt_hash_not_what_the_loader_makes(measured):
     assert errors(report) == {(RESULT, "dataset-provenance", "error")}, report.text()
     assert any("is not what loader 'jsonl' makes" in f.message for f in report.findings)
 
+
+
+def test_cli_defaults_to_the_study_results(measured, tiny_config):
+    import subprocess
+    import sys
+
+    _, root = measured
+    proc = subprocess.run([sys.executable, "-m", "decodebench.cli", "check", "--config", str(tiny_config),
+                           "--cv-threshold", str(NO_CV_LIMIT)], capture_output=True, text=True, cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].startswith("decodebench check: 1 files, 10 rule checks")
+    raw = yaml.safe_load(tiny_config.read_text())
+    raw["protocol"]["max_new_tokens"] = 10
+    tiny_config.write_text(yaml.safe_dump(raw))
+    proc = subprocess.run([sys.executable, "-m", "decodebench.cli", "check", "--config", str(tiny_config),
+                           "--cv-threshold", str(NO_CV_LIMIT)], capture_output=True, text=True, cwd=root)
+    assert proc.returncode == 1 and f"{RESULT}: staleness: error: the job changed" in proc.stdout

@@ -19,7 +19,6 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from .. import provenance
 from ..config import ConfigError, canonical_hash, resolve_job
 from ..results import file_sha256
 from .per_result import Result
@@ -63,51 +62,56 @@ class Inputs:
     def resources_dir(self) -> Path:
         return _resolve(str(self.cfg.get("resources_dir", "resources")) if self.cfg else "resources", self.root)
 
-    def weights_sha256(self, spec: dict | None, recorded: dict) -> tuple[str | None, str]:
-        """(current weights hash or None, where it came from)."""
+    def model_dir(self, spec: dict | None, recorded: dict) -> tuple[Path | None, str]:
+        """(the model's directory here now, or None; where or why). Never downloads or builds:
+        GGUF and distilled models count only once materialised under resources/models/."""
         from ..models import CARD
 
+        kind = recorded.get("source", "").split(":", 1)[0]
         if spec is not None and "path" in spec:
             where = _resolve(spec["path"], self.root)
-        elif spec is not None and ("gguf" in spec or "distilled" in spec):
-            card = self.resources_dir / "models" / spec["name"] / CARD
-            if not card.exists():
-                return None, f"{card} not found"
-            return json.loads(card.read_text()).get("weights_sha256"), str(card)
-        elif recorded.get("source", "").startswith("local:"):
+        elif (spec is not None and ("gguf" in spec or "distilled" in spec)) or (
+                spec is None and kind in ("gguf", "distilled")):
+            where = self.resources_dir / "models" / (spec or recorded)["name"]
+            if not (where / CARD).exists():
+                return None, f"{where / CARD} not found (model not materialised here)"
+        elif spec is None and kind == "local":
             where = _resolve(recorded["source"][len("local:"):], self.root)
         else:
-            return None, f"model source {recorded.get('source')!r} is not a local directory"
-        if not where.is_dir():
-            return None, f"{where} not found"
-        key = str(where)
-        if key not in self._weights:
-            from ..models import ModelUnavailable, weights_sha256
-            try:
-                self._weights[key] = weights_sha256(where)
-            except ModelUnavailable:
-                self._weights[key] = None
-        return self._weights[key], key
+            return None, f"model source {recorded.get('source')!r} is not a directory here (hub models are not fetched)"
+        return (where, str(where)) if where.is_dir() else (None, f"{where} not found")
+
+    def weights_sha256(self, spec: dict | None, recorded: dict) -> tuple[str | None, str]:
+        """(current weights hash or None, where it came from or why there is none)."""
+        from ..models import CARD, ModelUnavailable, weights_sha256
+
+        where, why = self.model_dir(spec, recorded)
+        if where is None:
+            return None, why
+        if why not in self._weights:
+            card = where / CARD
+            try:  # a materialised model's card holds the hash of its weight files
+                self._weights[why] = (json.loads(card.read_text())["weights_sha256"] if card.exists()
+                                      else weights_sha256(where))
+            except (ModelUnavailable, KeyError, json.JSONDecodeError):
+                self._weights[why] = None
+        return self._weights[why], why
 
     def tokenizer(self, res: Result):
         """The target's tokenizer, or a string saying why there is none."""
+        from ..models import ModelUnavailable, load_tokenizer
+
         spec = self.cfg["models"]["target"] if self.same_study(res) else None
         recorded = res.data["models"]["target"]
-        if spec is None:
-            src = recorded.get("source", "")
-            if not src.startswith("local:"):
-                return f"no config and target source {src!r} is not a local directory"
-            spec = {"name": recorded["name"], "path": src[len("local:"):]}
-        key = canonical_hash(spec)
-        if key not in self._tokenizers:
-            from ..models import ModelUnavailable, load_tokenizer
+        where, why = self.model_dir(spec, recorded)
+        if where is None:
+            return f"no tokenizer: {why}"
+        if why not in self._tokenizers:
             try:
-                if "path" in spec:
-                    spec = {**spec, "path": str(_resolve(spec["path"], self.root))}
-                self._tokenizers[key] = load_tokenizer(spec, self.resources_dir)
+                self._tokenizers[why] = load_tokenizer({"name": recorded["name"], "path": str(where)})
             except (ModelUnavailable, OSError, ValueError) as exc:
-                self._tokenizers[key] = f"tokenizer unavailable ({exc})"
-        return self._tokenizers[key]
+                self._tokenizers[why] = f"tokenizer unavailable ({exc})"
+        return self._tokenizers[why]
 
     def prompt_set_sha256(self, spec: dict, res: Result) -> tuple[str | None, str]:
         """SHA-256 of the prompt file the named loader makes now (None, why: not possible here)."""
@@ -131,7 +135,9 @@ class Inputs:
 
 @lru_cache(maxsize=1)
 def _current_code_version() -> str:
-    return provenance.code_version()
+    from ..provenance import code_version  # imports torch: only when a result records a code version
+
+    return code_version()
 
 
 def rule_staleness(res: Result, inputs: Inputs, report: Report) -> None:
