@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from decodebench.check import check_paths
-from decodebench.check.synthetic import make_result, mutate, resummarise, write_results
+from decodebench.check.synthetic import make_result, mutate, write_results
 from decodebench.results import ids_sha256
 
 FIXTURES = Path(__file__).parent / "check_fixtures"

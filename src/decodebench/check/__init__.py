@@ -41,8 +41,9 @@ def result_files(paths: list[Path]) -> list[Path]:
 
 
 def _display(path: Path, root: Path) -> str:
+    """The path as printed: relative to the repository root when inside it."""
     try:
-        return str(path.resolve().relative_to(root.resolve()))
+        return str(path.resolve().relative_to(root))
     except ValueError:
         return str(path)
 
@@ -56,7 +57,7 @@ def check_paths(paths: list[Path], cfg: dict | None = None, root: Path = Path(".
     report = Report()
     results = []
     for path in result_files(paths):
-        res = read_result(path, report, _display(path, root))
+        res = read_result(path, report, _display(path, root.resolve()))
         if res is not None:
             results.append(res)
     inputs = Inputs(cfg, root)
@@ -65,7 +66,7 @@ def check_paths(paths: list[Path], cfg: dict | None = None, root: Path = Path(".
         rule_memory(res, report)
         rule_arithmetic(res, report)
         rule_definitions(res, report)
-        rule_provenance(res, report, root)
+        rule_provenance(res, report)
         rule_staleness(res, inputs, report)
         rule_dataset_provenance(res, inputs, report, regenerate=regenerate_prompts)
     table_groups = groups(results)

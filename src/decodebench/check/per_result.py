@@ -331,7 +331,7 @@ def rule_definitions(res: Result, report: Report) -> None:
 ENV_FIELDS = ("device", "device_name", "dtype", "python", "torch", "transformers")
 
 
-def rule_provenance(res: Result, report: Report, root: Path) -> None:
+def rule_provenance(res: Result, report: Report) -> None:
     f, d = res.path, res.data
     env, prov = d["environment"], d["provenance"]
     report.ran(f, "provenance")
