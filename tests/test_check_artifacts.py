@@ -158,3 +158,14 @@ def test_copied_from_the_wrong_run(rendered):
     report = check(rendered)
     assert {(f.file.split(":")[0], f.rule) for f in report.findings} == {("paper/main.tex", "manuscript"),
                                                                         (TABLE, "artifacts")}
+
+
+def test_table_naming_a_dataset_no_result_comes_from(rendered):
+    """The results are the embedded Gutenberg set; a generated table captioned WikiText is not."""
+    table = rendered / TABLE
+    table.write_text(table.read_text().replace("method & tokens/s", "method (WikiText-2) & tokens/s"))
+    report = check_paths([rendered / "results" / "raw"], cfg={"study": "another"}, root=rendered, artifacts=True,
+                         regenerate_prompts=False)
+    names = [f for f in report.findings if f.rule == "dataset-provenance"]
+    assert [(f.file, f.severity) for f in names] == [(f"{TABLE}:2", "error")], report.text()
+    assert "no checked result comes from the wikitext loader" in names[0].message

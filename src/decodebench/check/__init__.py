@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .artifacts import rule_artifacts, rule_manuscript
+from .artifacts import rule_artifacts, rule_dataset_names, rule_manuscript
 from .groups import (groups, rule_baseline_stability, rule_comparability, rule_experiment_comparability,
                      rule_lossless)
 from .inputs import Inputs, rule_dataset_provenance, rule_staleness
@@ -78,4 +78,5 @@ def check_paths(paths: list[Path], cfg: dict | None = None, root: Path = Path(".
     if artifacts:
         rule_artifacts(root, cfg, report, rerender=rerender)
         rule_manuscript(root, report)
+        rule_dataset_names(root, {r.data["dataset"]["loader"] for r in results}, report)
     return report

@@ -61,6 +61,29 @@ def rule_manuscript(root: Path, report: Report) -> None:
                              f"\\input generated table, found {m.group(0).strip()!r})", line=n)
 
 
+def rule_dataset_names(root: Path, loaders: set[str], report: Report) -> None:
+    """dataset-provenance on the generated text: a public dataset named in a table, figure
+    source or numbers file must be the loader of some checked result ("WikiText" in a table
+    whose results all came from the embedded Gutenberg loader is a mislabelled table)."""
+    from .inputs import PUBLIC_DATASETS
+
+    generated = root / GENERATED
+    if not generated.is_dir() or not loaders:
+        return
+    patterns = {public: re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
+                for public, words in PUBLIC_DATASETS.items() if public not in loaders}
+    for path in sorted(p for p in generated.rglob("*") if p.is_file() and p.suffix in (".tex", ".csv", ".txt")):
+        rel = str(path.relative_to(root))
+        report.ran(rel, "dataset-provenance")
+        for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            for public, pattern in patterns.items():
+                if m := pattern.search(line):
+                    report.error(rel, "dataset-provenance", f"names {m.group(0)!r}, but no checked result comes "
+                                                            f"from the {public} loader (expected one of the "
+                                                            f"results' loaders: {', '.join(sorted(loaders))})",
+                                 line=n)
+
+
 def _is_text(data: bytes) -> bool:
     if b"\0" in data:
         return False

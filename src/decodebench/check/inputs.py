@@ -24,7 +24,7 @@ from ..results import file_sha256
 from .per_result import Result
 from .report import Report
 
-PUBLIC_DATASETS = {"wikitext": ("wikitext",), "pg19": ("pg19", "pg-19")}
+PUBLIC_DATASETS = {"wikitext": ("wikitext",), "pg19": ("pg19", "pg-19")}  # loader: how it is written
 MARKED_KINDS = ("embedded", "imported")  # source kinds whose label must say so
 
 
