@@ -74,6 +74,26 @@ def _cmd_import(args) -> int:
     return 0
 
 
+def _cmd_check(args) -> int:
+    from .check import check_paths
+    from .config import load_config
+
+    cfg = load_config(args.config) if args.config else None
+    root = Path(args.root)
+    if args.paths:
+        paths, artifacts = [Path(p) for p in args.paths], False
+    else:
+        results = args.results or (f"results/raw/{cfg['study']}" if cfg else "results/raw")
+        paths, artifacts = [root / results], True
+        if not paths[0].is_dir():
+            print(f"decodebench check: no results directory {paths[0]}", file=sys.stderr)
+            paths = []
+    report = check_paths(paths, cfg=cfg, root=root, cv_threshold=args.cv_threshold, artifacts=artifacts,
+                         rerender=not args.no_render, regenerate_prompts=not args.no_prompts)
+    print(report.json(args.strict) if args.json else report.text(args.strict))
+    return report.exit_code(args.strict)
+
+
 def _cmd_make_tiny_model(args) -> int:
     from .testing import make_tiny_model
 
@@ -109,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--dataset", action="append")
     q.add_argument("--out", help="output JSONL (with a single --dataset)")
     q.set_defaults(func=_cmd_prepare_prompts)
+
     i = sub.add_parser("import", help="convert third-party result files into result JSONs")
     i.add_argument("--format", required=True, help="source layout (importers.FORMATS), e.g. dynatree")
     i.add_argument("files", nargs="+", metavar="FILE", help="source result files")
@@ -117,6 +138,21 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--force", action="store_true",
                    help="replace existing result files whose content differs (default: refuse)")
     i.set_defaults(func=_cmd_import)
+
+    c = sub.add_parser("check", help="integrity rules over result files, generated artifacts and the paper "
+                                     "(only reads; docs/check.md)")
+    c.add_argument("paths", nargs="*", help="result files or directories (default: the study's results, "
+                                            "paper/ and results/MANIFEST.json)")
+    c.add_argument("--config", help="study config: baselines, staleness, re-rendering")
+    c.add_argument("--results", help="results directory (default: results/raw/<study>)")
+    c.add_argument("--root", default=".", help="repository root (default: the current directory)")
+    c.add_argument("--strict", action="store_true", help="warnings are errors")
+    c.add_argument("--cv-threshold", type=float, default=0.15,
+                   help="largest coefficient of variation of a baseline's tokens/s (default 0.15)")
+    c.add_argument("--no-render", action="store_true", help="do not re-render artifacts to compare")
+    c.add_argument("--no-prompts", action="store_true", help="do not re-make prompt sets with their loader")
+    c.add_argument("--json", action="store_true", help="findings and counts as JSON")
+    c.set_defaults(func=_cmd_check)
 
     t = sub.add_parser("make-tiny-model", help="write a tiny random-weight model (tests, test configs)")
     t.add_argument("directory")

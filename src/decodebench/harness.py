@@ -147,7 +147,7 @@ def run_job(cfg: dict, experiment: str, dataset: str, method: str, out: str | Pa
         "environment": provenance.environment(job.device, job.dtype, tracker.memory_kind),
         "provenance": {
             "git_commit": commit, "git_dirty": dirty, "config_file": cfg.get("_file"),
-            "config_sha256": cfg.get("_sha256"), "job_sha256": job.sha256,
+            "config_sha256": cfg.get("_sha256"), "job_sha256": job.sha256, "job": job.identity(),
             "code_version": provenance.code_version(), "started_at": started,
             "finished_at": provenance.now(), "command": provenance.command_line(),
             "source_file": None, "source_sha256": None, "source_record": None, "notes": None,

@@ -46,10 +46,18 @@ def _field_path(error: jsonschema.ValidationError) -> str:
     return path.lstrip(".") or "(top level)"
 
 
-def schema_errors(data: Any) -> list[str]:
-    """Every schema violation as 'field: message', sorted by field."""
-    validator = jsonschema.Draft202012Validator(result_schema())
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+@lru_cache(maxsize=1)
+def result_validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(result_schema())
+
+
+def schema_errors(data: Any, ignore=None) -> list[str]:
+    """Every schema violation as 'field: message', sorted by field.
+
+    ignore: optional predicate on a jsonschema.ValidationError; violations it accepts are left
+    out (`check` reports some bounds, e.g. acceptance_rate <= 1, under a more specific rule)."""
+    errors = [e for e in result_validator().iter_errors(data) if ignore is None or not ignore(e)]
+    errors.sort(key=lambda e: list(map(str, e.absolute_path)))
     out = [f"{_field_path(e)}: {e.message}" for e in errors]
     out += [f"{path}: not a finite number ({value})" for path, value in _non_finite(data)]
     return out

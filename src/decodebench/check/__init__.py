@@ -1,0 +1,82 @@
+"""``decodebench check``: integrity rules over result files and what is made from them.
+
+    report = check_paths([Path("results/raw/embedded")], cfg=load_config("config/config.yaml"))
+    print(report.text()); sys.exit(report.exit_code())
+
+It only reads; nothing is modified or deleted. Rules (ids as printed; docs/check.md):
+schema, errors, memory, arithmetic, definitions, provenance (per result file);
+lossless, comparability, baseline-stability (across the results of one table);
+staleness, dataset-provenance (against the current config, prompt files, weights, code);
+artifacts, manuscript (paper/generated/, results/MANIFEST.json, paper/*.tex).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .artifacts import rule_artifacts, rule_dataset_names, rule_manuscript
+from .groups import (groups, rule_baseline_stability, rule_comparability, rule_experiment_comparability,
+                     rule_lossless)
+from .inputs import Inputs, rule_dataset_provenance, rule_staleness
+from .per_result import (read_result, rule_arithmetic, rule_definitions, rule_errors, rule_memory,
+                         rule_provenance)
+from .report import ERROR, NOT_APPLICABLE, RULES, WARNING, Finding, Report
+
+DEFAULT_CV_THRESHOLD = 0.15
+
+__all__ = ["check_paths", "result_files", "Report", "Finding", "RULES", "ERROR", "WARNING", "NOT_APPLICABLE",
+           "DEFAULT_CV_THRESHOLD"]
+
+
+def result_files(paths: list[Path]) -> list[Path]:
+    """Result JSON files named by `paths` (files, or directories searched recursively)."""
+    out = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            out += sorted(q for q in p.rglob("*.json") if not q.name.startswith("."))
+        else:
+            out.append(p)
+    return out
+
+
+def _display(path: Path, root: Path) -> str:
+    """The path as printed: relative to the repository root when inside it."""
+    try:
+        return str(path.resolve().relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def check_paths(paths: list[Path], cfg: dict | None = None, root: Path = Path("."),
+                cv_threshold: float = DEFAULT_CV_THRESHOLD, artifacts: bool = False,
+                rerender: bool = True, regenerate_prompts: bool = True) -> Report:
+    """Run every rule on the result files under `paths` (and, with artifacts=True, on
+    paper/generated/, results/MANIFEST.json and paper/*.tex under `root`)."""
+    root = Path(root)
+    report = Report()
+    results = []
+    for path in result_files(paths):
+        res = read_result(path, report, _display(path, root.resolve()))
+        if res is not None:
+            results.append(res)
+    inputs = Inputs(cfg, root)
+    for res in results:
+        rule_errors(res, report)
+        rule_memory(res, report)
+        rule_arithmetic(res, report)
+        rule_definitions(res, report)
+        rule_provenance(res, report)
+        rule_staleness(res, inputs, report)
+        rule_dataset_provenance(res, inputs, report, regenerate=regenerate_prompts)
+    table_groups = groups(results)
+    for group in table_groups.values():
+        rule_lossless(group, report)
+        rule_comparability(group, cfg, report)
+    rule_experiment_comparability(table_groups, cfg, report)
+    rule_baseline_stability(table_groups, cfg, report, cv_threshold)
+    if artifacts:
+        rule_artifacts(root, cfg, report, rerender=rerender)
+        rule_manuscript(root, report)
+        rule_dataset_names(root, {r.data["dataset"]["loader"] for r in results}, report)
+    return report

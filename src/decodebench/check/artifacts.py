@@ -1,0 +1,214 @@
+"""Rules on what is made from the results: artifacts (paper/generated/ and results/MANIFEST.json)
+and manuscript (numbers typed into paper/*.tex by hand).
+
+The manifest, written by the render stage:
+
+    {"schema_version": "1.0",
+     "artifacts": {"<path relative to the repo root>": {"sha256": "<hex>",
+                                                        "inputs": {"<result path>": "<sha256>"}}}}
+
+``decodebench.render.render_all(cfg, out_dir) -> dict`` re-renders every artifact under
+out_dir (same relative layout) and returns the manifest's ``artifacts``; `check` renders into
+a temporary directory and compares file by file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import tempfile
+from pathlib import Path
+
+from ..results import file_sha256
+from .report import Report
+
+MANIFEST = Path("results/MANIFEST.json")
+GENERATED = Path("paper/generated")
+PAPER = Path("paper")
+
+# Normalised away before comparing PDFs: timestamps and the file id change on every save.
+_PDF_VOLATILE = re.compile(rb"/(CreationDate|ModDate) \(D:[^)]*\)|/ID \[<[0-9a-fA-F]*> ?<[0-9a-fA-F]*>\]")
+
+# Numbers that look measured. Integers with \times are left alone when another number follows
+# ("2 \times 2"); percentages need a sign or a decimal point ("95\% confidence" is not flagged);
+# memory needs a decimal point ("an 80 GB GPU" is hardware, "5853.3 MB" is a measurement).
+_NUM = r"(?<![\w.\\])[+\-−]?\d+(?:[.,]\d+)?"
+MEASURED = re.compile("|".join([
+    rf"{_NUM}\s*(?:\$\s*)?\\times(?!\s*\$?\s*\d)",
+    rf"{_NUM}\s*×(?!\s*\d)",
+    rf"(?<![\w.\\])(?:[+\-−]\d+(?:\.\d+)?|\d+\.\d+)\s*\\%",
+    rf"(?<![\w.\\])\d+\.\d+\s*(?:~|\\,|\\ |\s)?(?:MB|MiB|GB|GiB|KB|KiB)\b",
+    rf"{_NUM}\s*(?:~|\\,|\\ |\s)?(?:tokens/s|tok/s|tokens per second|tokens/second)",
+    rf"(?<![\w.\\])\d+\.\d+\s*(?:~|\\,|\\ |\s)?ms\b",
+]))
+_COMMENT = re.compile(r"(?<!\\)%.*$")
+
+
+def rule_manuscript(root: Path, report: Report) -> None:
+    paper = root / PAPER
+    if not paper.is_dir():
+        return
+    for tex in sorted(paper.rglob("*.tex")):
+        rel = tex.relative_to(root)
+        if rel.parts[:2] in (("paper", "generated"), ("paper", "build")):
+            continue
+        report.ran(str(rel), "manuscript")
+        for n, line in enumerate(tex.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            for m in MEASURED.finditer(_COMMENT.sub("", line)):
+                report.error(str(rel), "manuscript",
+                             f"number typed by hand (expected a macro from {GENERATED}/numbers.tex or an "
+                             f"\\input generated table, found {m.group(0).strip()!r})", line=n)
+
+
+def rule_dataset_names(root: Path, loaders: set[str], report: Report) -> None:
+    """dataset-provenance on the generated text: a public dataset named in a table, figure
+    source or numbers file must be the loader of some checked result ("WikiText" in a table
+    whose results all came from the embedded Gutenberg loader is a mislabelled table)."""
+    from .inputs import PUBLIC_DATASETS
+
+    generated = root / GENERATED
+    if not generated.is_dir() or not loaders:
+        return
+    patterns = {public: re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
+                for public, words in PUBLIC_DATASETS.items() if public not in loaders}
+    for path in sorted(p for p in generated.rglob("*") if p.is_file() and p.suffix in (".tex", ".csv", ".txt")):
+        rel = str(path.relative_to(root))
+        report.ran(rel, "dataset-provenance")
+        for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            for public, pattern in patterns.items():
+                if m := pattern.search(line):
+                    report.error(rel, "dataset-provenance", f"names {m.group(0)!r}, but no checked result comes "
+                                                            f"from the {public} loader (expected one of the "
+                                                            f"results' loaders: {', '.join(sorted(loaders))})",
+                                 line=n)
+
+
+def _is_text(data: bytes) -> bool:
+    if b"\0" in data:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _first_difference(expected: str, found: str) -> tuple[int, str, str]:
+    a, b = expected.splitlines(), found.splitlines()
+    for i in range(max(len(a), len(b))):
+        x, y = (a[i] if i < len(a) else "<end of file>"), (b[i] if i < len(b) else "<end of file>")
+        if x != y:
+            return i + 1, x, y
+    return max(len(a), len(b)), "<same lines; line endings differ>", ""
+
+
+def _compare(fresh: Path, current: Path, rel: str, report: Report) -> None:
+    new, old = fresh.read_bytes(), current.read_bytes()
+    if new == old:
+        return
+    if _is_text(new) and _is_text(old):
+        line, exp, found = _first_difference(new.decode(), old.decode())
+        report.error(rel, "artifacts", f"differs from a fresh rendering of the current results (hand-edited, or "
+                                       f"made with other settings; expected {exp.strip()!r}, found {found.strip()!r})",
+                     line=line)
+    elif current.suffix == ".pdf" and _PDF_VOLATILE.sub(b"", new) == _PDF_VOLATILE.sub(b"", old):
+        return
+    else:
+        report.error(rel, "artifacts", f"differs from a fresh rendering of the current results (binary; expected "
+                                       f"sha256 {file_sha256(fresh)[:16]}…, found {file_sha256(current)[:16]}…)")
+
+
+def load_render_all():
+    """decodebench.render.render_all, or a string saying why it is unavailable."""
+    try:
+        module = importlib.import_module("decodebench.render")
+    except ImportError as exc:
+        return f"decodebench.render cannot be imported ({exc})"
+    fn = getattr(module, "render_all", None)
+    return fn if callable(fn) else "decodebench.render has no render_all(cfg, out_dir)"
+
+
+def rule_artifacts(root: Path, cfg: dict | None, report: Report, rerender: bool = True) -> None:
+    generated = root / GENERATED
+    files = {str(p.relative_to(root)) for p in generated.rglob("*") if p.is_file()} if generated.is_dir() else set()
+    mpath, mrel = root / MANIFEST, str(MANIFEST)
+    artifacts = _check_manifest(root, mpath, mrel, files, report)
+    if not rerender:
+        return
+    if not files and artifacts is None:
+        return
+    report.ran(mrel, "artifacts")
+    if cfg is None:
+        report.warning(mrel, "artifacts", "not re-rendered: no config given (expected --config to compare the "
+                                          "generated files with a fresh rendering)")
+        return
+    render_all = load_render_all()
+    if isinstance(render_all, str):
+        report.warning(mrel, "artifacts", f"not re-rendered: {render_all} (expected the render stage's "
+                                          f"render_all; generated files were not compared with a fresh rendering)")
+        return
+    with tempfile.TemporaryDirectory(prefix="decodebench-check-") as tmp:
+        out = Path(tmp)
+        try:
+            render_all(cfg, out)
+        except Exception as exc:  # any failure of the renderer is the finding
+            report.error(mrel, "artifacts", f"re-rendering failed: {type(exc).__name__}: {exc}")
+            return
+        fresh = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+        for rel in sorted(fresh):
+            report.ran(rel, "artifacts")
+            if rel not in files and not (root / rel).exists():
+                report.error(rel, "artifacts", "a fresh rendering makes this file, which is missing "
+                                               "(expected the file, found none)")
+            else:
+                _compare(out / rel, root / rel, rel, report)
+        for rel in sorted(files - fresh):
+            report.error(rel, "artifacts", "not made by a fresh rendering (expected every file in "
+                                           f"{GENERATED}/ to come from the render stage, found an extra file)")
+
+
+def _check_manifest(root: Path, mpath: Path, mrel: str, files: set[str], report: Report) -> dict | None:
+    if not mpath.exists():
+        if files:
+            report.ran(mrel, "artifacts")
+            report.error(mrel, "artifacts", f"missing: {len(files)} file(s) in {GENERATED}/ cannot be traced "
+                                            f"to the results they came from")
+        return None
+    report.ran(mrel, "artifacts")
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        artifacts = manifest["artifacts"]
+        if manifest.get("schema_version") != "1.0" or not isinstance(artifacts, dict):
+            raise ValueError(f"schema_version {manifest.get('schema_version')!r}")
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        report.error(mrel, "artifacts", f"not a manifest (expected {{\"schema_version\": \"1.0\", \"artifacts\": "
+                                        f"{{...}}}}, found {type(exc).__name__}: {exc})")
+        return None
+    current: dict[str, str | None] = {}
+
+    def sha(rel: str) -> str | None:
+        if rel not in current:
+            p = root / rel
+            current[rel] = file_sha256(p) if p.is_file() else None
+        return current[rel]
+
+    for rel, entry in sorted(artifacts.items()):
+        report.ran(rel, "artifacts")
+        if sha(rel) is None:
+            report.error(rel, "artifacts", f"listed in {mrel} but missing (expected the file, found none)")
+        elif entry.get("sha256") != sha(rel):
+            report.error(rel, "artifacts", f"changed since it was rendered (expected sha256 "
+                                           f"{str(entry.get('sha256'))[:16]}… from {mrel}, found {sha(rel)[:16]}…)")
+        for inp, recorded in sorted((entry.get("inputs") or {}).items()):
+            now = sha(inp)
+            if now is None:
+                report.error(rel, "artifacts", f"stale: its input {inp} no longer exists")
+            elif now != recorded:
+                report.error(rel, "artifacts", f"stale: its input {inp} changed since rendering (expected sha256 "
+                                               f"{recorded[:16]}…, found {now[:16]}…)")
+    for rel in sorted(files - set(artifacts)):
+        report.ran(rel, "artifacts")
+        report.error(rel, "artifacts", f"not listed in {mrel} (expected every generated file with the "
+                                       f"results it came from)")
+    return artifacts

@@ -1,0 +1,366 @@
+"""Rules that look at one result file alone: schema, errors, memory, arithmetic, definitions,
+provenance.
+
+Measured results are checked record by record (columns as numpy arrays, one pass per rule);
+imported results (``records: null``) are checked on their summary where the rule allows it,
+and the rest is reported as not applicable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+import fastjsonschema
+
+from ..results import result_schema, schema_errors, summarise
+from .report import Report
+
+# Tolerances: stored floats are recomputed from the same doubles, so they agree to rounding.
+REL_TOL = 1e-6
+ABS_TOL = 1e-9
+MIB_PLAUSIBLE_MAX = 2.0 ** 20  # 1 TiB in MiB: a larger "peak_memory_mb" is almost surely bytes
+
+
+# Bounds the schema states that a more specific rule reports (with its own id and message).
+_OWNED_BOUNDS = {"acceptance_rate": "definitions", "tokens_per_round": "definitions", "tpot_s": "definitions"}
+
+
+@dataclass
+class Result:
+    """One result file, read once."""
+    path: str
+    data: dict
+    _columns: dict = field(default_factory=dict)
+
+    @property
+    def records(self) -> list[dict] | None:
+        return self.data.get("records")
+
+    @property
+    def imported(self) -> bool:
+        return self.data.get("kind") == "imported"
+
+    @property
+    def summary_only(self) -> bool:
+        """No records (imported results): rules check the summary where they can."""
+        return self.records is None
+
+    @property
+    def method(self) -> str:
+        return self.data["method"]["name"]
+
+    @property
+    def multi_sample(self) -> bool:
+        return self.data["protocol"].get("num_samples") is not None
+
+    def column(self, name: str) -> np.ndarray:
+        """Record field as float array (NaN where null or absent)."""
+        if name not in self._columns:
+            self._columns[name] = np.array(
+                [np.nan if r.get(name) is None else float(r[name]) for r in self.records], dtype=float)
+        return self._columns[name]
+
+    def summary_mean(self, metric: str) -> float | None:
+        s = self.data.get("summary", {}).get(metric)
+        return None if s is None else s.get("mean")
+
+
+def read_result(path: str | Path, report: Report, display: str) -> Result | None:
+    """Parse and schema-validate; None (with schema findings) when the file is not usable."""
+    report.ran(display, "schema")
+    infinite = []  # NaN, Infinity, 1e999: accepted by Python's json, not finite numbers
+
+    def number(literal: str) -> float:
+        x = float(literal)
+        if not math.isfinite(x):
+            infinite.append(literal)
+        return x
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"), parse_float=number, parse_constant=number)
+    except (OSError, UnicodeDecodeError) as exc:
+        report.error(display, "schema", f"cannot read the file ({exc})")
+        return None
+    except json.JSONDecodeError as exc:
+        report.error(display, "schema", f"not valid JSON ({exc})")
+        return None
+    problems = ([] if not infinite and _fast_valid(data)
+                else schema_errors(data, ignore=_reported_elsewhere))
+    for p in problems:
+        report.error(display, "schema", f"{p} (expected: valid against workflow/schemas/result.schema.json)")
+    return None if problems else Result(display, data)
+
+
+@lru_cache(maxsize=1)
+def _fast_validator():
+    """The result schema compiled by fastjsonschema (~50x faster than jsonschema on records).
+
+    The schema uses only draft-07 keywords (with $defs references), so it is compiled as
+    draft-07. It is a first pass only: when it rejects a file, jsonschema decides and words
+    the errors, so its verdict is the one reported."""
+    schema = {**result_schema(), "$schema": "http://json-schema.org/draft-07/schema#"}
+    return fastjsonschema.compile(schema)
+
+
+def _fast_valid(data) -> bool:
+    try:
+        _fast_validator()(data)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
+
+
+def _reported_elsewhere(error) -> bool:
+    path = list(error.absolute_path)
+    return bool(path) and path[-1] in _OWNED_BOUNDS and error.validator in ("minimum", "maximum")
+
+
+def _bad(mask: np.ndarray) -> list[int]:
+    return [int(i) for i in np.flatnonzero(mask)]
+
+
+def _where(res: Result, idx: list[int]) -> str:
+    """'records[3] (prompt 3, repeat 0)' for the first bad index, plus how many more."""
+    i = idx[0]
+    r = res.records[i]
+    more = f" and {len(idx) - 1} more record(s)" if len(idx) > 1 else ""
+    return f"records[{i}] (prompt {r['prompt_index']}, repeat {r['repeat']}){more}"
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise agreement; NaN agrees only with NaN."""
+    both_nan = np.isnan(a) & np.isnan(b)
+    return both_nan | np.isclose(a, b, rtol=REL_TOL, atol=ABS_TOL)
+
+
+# --- errors -------------------------------------------------------------------------------
+
+def rule_errors(res: Result, report: Report) -> None:
+    f, d = res.path, res.data
+    report.ran(f, "errors")
+    errs = d.get("errors") or []
+    if errs:
+        first = errs[0]
+        report.error(f, "errors", f"{len(errs)} generation(s) failed and are missing from the means "
+                                  f"(expected none, found e.g. prompt {first['prompt_index']}: {first['message']})")
+    req, got = d["protocol"].get("prompts_requested"), d["protocol"].get("prompts_measured")
+    if req is None or got is None:
+        report.not_applicable(f, "errors", "protocol.prompts_requested/prompts_measured not recorded")
+    elif got < req:
+        report.error(f, "errors", f"protocol.prompts_measured is below prompts_requested "
+                                  f"(expected {req}, found {got})")
+    if res.records is not None and got is not None:
+        measured = len({r["prompt_index"] for r in res.records})
+        if measured != got:
+            report.error(f, "errors", f"protocol.prompts_measured disagrees with the records "
+                                      f"(expected {measured} distinct prompt_index, found {got})")
+
+
+# --- memory -------------------------------------------------------------------------------
+
+def rule_memory(res: Result, report: Report) -> None:
+    f = res.path
+    report.ran(f, "memory")
+    if res.summary_only:
+        peak, over = res.summary_mean("peak_memory_mb"), res.summary_mean("peak_memory_overhead_mb")
+        if peak is None and over is None:
+            report.not_applicable(f, "memory", "imported result records no peak memory")
+            return
+        if peak is not None and peak <= 0:
+            report.error(f, "memory", f"summary.peak_memory_mb.mean is not positive (expected > 0, found {peak})")
+        if over is not None and over <= 0:
+            report.error(f, "memory", f"summary.peak_memory_overhead_mb.mean is not positive "
+                                      f"(expected > 0, found {over})")
+        if peak is not None and over is not None and over > peak:
+            report.error(f, "memory", f"summary: overhead above the total peak "
+                                      f"(expected <= {peak}, found {over})")
+        return
+    peak, over, new = res.column("peak_memory_mb"), res.column("peak_memory_overhead_mb"), res.column("new_tokens")
+    if idx := _bad(~(peak > 0)):
+        report.error(f, "memory", f"peak_memory_mb not positive in {_where(res, idx)} "
+                                  f"(expected > 0, found {peak[idx[0]]}): was the peak read after the tensors were freed?")
+    if idx := _bad(peak > MIB_PLAUSIBLE_MAX):
+        report.error(f, "memory", f"peak_memory_mb implausibly large in {_where(res, idx)} "
+                                  f"(expected MiB, found {peak[idx[0]]}: bytes?)")
+    if idx := _bad((new > 0) & ~(over > 0)):
+        report.error(f, "memory", f"peak_memory_overhead_mb not positive although tokens were generated in "
+                                  f"{_where(res, idx)} (expected > 0, found {over[idx[0]]}): the peak was not "
+                                  f"reset before generation, or was read too late")
+    if idx := _bad(over > peak):
+        report.error(f, "memory", f"peak_memory_overhead_mb above peak_memory_mb in {_where(res, idx)} "
+                                  f"(expected <= {peak[idx[0]]}, found {over[idx[0]]})")
+    inexact = [i for i, r in enumerate(res.records) if not r["memory_exact"]]
+    if inexact:
+        report.warning(f, "memory", f"peak memory sampled, not the kernel's high-water mark, in "
+                                    f"{_where(res, inexact)} (expected memory_exact true, found false)")
+
+
+# --- arithmetic ---------------------------------------------------------------------------
+
+def rule_arithmetic(res: Result, report: Report) -> None:
+    f, d = res.path, res.data
+    report.ran(f, "arithmetic")
+    if res.summary_only:
+        report.not_applicable(f, "arithmetic", "no records (imported result) to recompute "
+                                               "tokens/s and the summary from")
+        return
+    new, wall = res.column("new_tokens"), res.column("wall_time_s")
+    tps = res.column("tokens_per_s")
+    if idx := _bad(~_close(tps, new / wall)):
+        i = idx[0]
+        report.error(f, "arithmetic", f"tokens_per_s is not new_tokens / wall_time_s in {_where(res, idx)} "
+                                      f"(expected {new[i] / wall[i]:.6g}, found {tps[i]:.6g})")
+    ttft, tpot = res.column("ttft_s"), res.column("tpot_s")
+    expected_tpot = np.where((new > 1) & ~np.isnan(ttft), (wall - ttft) / np.maximum(new - 1, 1), np.nan)
+    if idx := _bad(~_close(tpot, expected_tpot)):
+        i = idx[0]
+        report.error(f, "arithmetic", f"tpot_s is not (wall_time_s - ttft_s) / (new_tokens - 1) in "
+                                      f"{_where(res, idx)} (expected {expected_tpot[i]:.6g}, found {tpot[i]:.6g})")
+    acc, prop, rate = (res.column("draft_tokens_accepted"), res.column("draft_tokens_proposed"),
+                       res.column("acceptance_rate"))
+    has = ~np.isnan(acc) & ~np.isnan(prop) & (prop > 0)
+    expected_rate = np.where(has, acc / np.where(has, prop, 1), rate)
+    if idx := _bad(~_close(rate, expected_rate)):
+        i = idx[0]
+        report.error(f, "arithmetic", f"acceptance_rate is not draft_tokens_accepted / draft_tokens_proposed "
+                                      f"in {_where(res, idx)} (expected {expected_rate[i]:.6g}, found {rate[i]:.6g})")
+    rounds, tpr = res.column("rounds"), res.column("tokens_per_round")
+    has = ~np.isnan(acc) & ~np.isnan(rounds) & (rounds > 0)
+    expected_tpr = np.where(has, acc / np.where(has, rounds, 1) + 1, tpr)
+    if idx := _bad(~_close(tpr, expected_tpr)):
+        i = idx[0]
+        report.error(f, "arithmetic", f"tokens_per_round is not draft_tokens_accepted / rounds + 1 in "
+                                      f"{_where(res, idx)} (expected {expected_tpr[i]:.6g}, found {tpr[i]:.6g})")
+    _check_budget(res, report, new)
+    _check_summary(res, report)
+
+
+def _check_budget(res: Result, report: Report, new: np.ndarray) -> None:
+    p = res.data["protocol"]
+    budget = p.get("max_new_tokens")
+    if budget is None:
+        report.not_applicable(res.path, "arithmetic", "protocol.max_new_tokens not recorded: budget not checked")
+        return
+    if res.multi_sample:
+        cap = p["num_samples"] * budget
+        if idx := _bad(new > cap):
+            report.error(res.path, "arithmetic", f"new_tokens above num_samples x max_new_tokens in "
+                                                 f"{_where(res, idx)} (expected <= {cap}, found {int(new[idx[0]])})")
+    elif p.get("stop_at_eos") is False:
+        if idx := _bad(new != budget):
+            report.error(res.path, "arithmetic", f"new_tokens differs from the budget with EOS disabled in "
+                                                 f"{_where(res, idx)} (expected {budget}, found {int(new[idx[0]])})")
+    elif idx := _bad(new > budget):
+        report.error(res.path, "arithmetic", f"new_tokens above the budget in {_where(res, idx)} "
+                                             f"(expected <= {budget}, found {int(new[idx[0]])})")
+
+
+def _check_summary(res: Result, report: Report) -> None:
+    stored, expected = res.data["summary"], summarise(res.records)
+    for metric in sorted(set(stored) | set(expected)):
+        if metric not in expected:
+            report.error(res.path, "arithmetic", f"summary.{metric}: no record has this metric "
+                                                 f"(expected no entry, found {stored[metric]})")
+            continue
+        if metric not in stored:
+            report.error(res.path, "arithmetic", f"summary.{metric} missing "
+                                                 f"(expected {expected[metric]}, found nothing)")
+            continue
+        for key in ("n", "mean", "std"):
+            a, b = expected[metric][key], stored[metric].get(key)
+            same = (a is None and b is None) or (a is not None and b is not None and
+                                                 math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL))
+            if not same:
+                what = "sample std (ddof=1)" if key == "std" else key
+                report.error(res.path, "arithmetic", f"summary.{metric}.{key} is not the {what} of the "
+                                                     f"records (expected {a}, found {b})")
+
+
+# --- definitions --------------------------------------------------------------------------
+
+def rule_definitions(res: Result, report: Report) -> None:
+    f = res.path
+    report.ran(f, "definitions")
+    if res.summary_only:
+        rate, tpr = res.summary_mean("acceptance_rate"), res.summary_mean("tokens_per_round")
+        ttft, wall = res.summary_mean("ttft_s"), res.summary_mean("wall_time_s")
+        if rate is not None and not 0 <= rate <= 1:
+            report.error(f, "definitions", f"summary.acceptance_rate.mean outside [0, 1] (expected a fraction "
+                                           f"of proposed draft tokens, found {rate})")
+        if tpr is not None and tpr < 1:
+            report.error(f, "definitions", f"summary.tokens_per_round.mean below 1 (expected >= 1: the target's "
+                                           f"own token counts, found {tpr})")
+        if ttft is not None and wall is not None and ttft > wall:
+            report.error(f, "definitions", f"summary.ttft_s.mean above summary.wall_time_s.mean (expected "
+                                           f"<= {wall}, found {ttft}): measured outside the timed generation?")
+        if rate is None and tpr is None and (ttft is None or wall is None):
+            report.not_applicable(f, "definitions", "imported result records none of acceptance rate, "
+                                                    "tokens per round, TTFT with wall time")
+        return
+    rate = res.column("acceptance_rate")
+    if idx := _bad((rate < 0) | (rate > 1)):
+        report.error(f, "definitions", f"acceptance_rate outside [0, 1] in {_where(res, idx)} (expected "
+                                       f"accepted / proposed draft tokens, found {rate[idx[0]]})")
+    tpr = res.column("tokens_per_round")
+    if idx := _bad(tpr < 1):
+        report.error(f, "definitions", f"tokens_per_round below 1 in {_where(res, idx)} (expected >= 1: the "
+                                       f"target's own token counts, found {tpr[idx[0]]})")
+    ttft, wall = res.column("ttft_s"), res.column("wall_time_s")
+    if idx := _bad(ttft > wall):
+        report.error(f, "definitions", f"ttft_s above wall_time_s in {_where(res, idx)} (expected <= "
+                                       f"{wall[idx[0]]}, found {ttft[idx[0]]}): TTFT measured outside the timed "
+                                       f"generation?")
+    tpot = res.column("tpot_s")
+    if idx := _bad(tpot < 0):
+        report.error(f, "definitions", f"tpot_s negative in {_where(res, idx)} (expected >= 0, found "
+                                       f"{tpot[idx[0]]})")
+    new = res.column("new_tokens")
+    if idx := _bad((new > 0) & np.isnan(ttft)):
+        report.warning(f, "definitions", f"ttft_s not recorded although tokens were generated in "
+                                         f"{_where(res, idx)} (expected a time, found null)")
+
+
+# --- provenance ---------------------------------------------------------------------------
+
+ENV_FIELDS = ("device", "device_name", "dtype", "python", "torch", "transformers")
+
+
+def rule_provenance(res: Result, report: Report) -> None:
+    f, d = res.path, res.data
+    env, prov = d["environment"], d["provenance"]
+    report.ran(f, "provenance")
+    missing = [f"environment.{k}" for k in ENV_FIELDS if env.get(k) in (None, "")]
+    if env.get("device") == "cuda" and not env.get("cuda"):
+        missing.append("environment.cuda")
+    if res.imported:
+        if not prov.get("source_file") or not prov.get("source_sha256"):
+            report.error(f, "provenance", f"imported result without its source (expected provenance.source_file "
+                                          f"and source_sha256, found {prov.get('source_file')!r}, "
+                                          f"{prov.get('source_sha256')!r})")
+        absent = missing + [f"provenance.{k}" for k in ("git_commit",) if not prov.get(k)]
+        if absent:
+            report.not_applicable(f, "provenance", f"imported result does not record {', '.join(absent)}")
+        return
+    if missing:
+        report.error(f, "provenance", f"not recorded: {', '.join(missing)} (expected values, found null)")
+    if not prov.get("git_commit"):
+        report.error(f, "provenance", "provenance.git_commit not recorded (expected the commit that measured, "
+                                      "found null)")
+    elif prov.get("git_dirty") is None:
+        report.warning(f, "provenance", "provenance.git_dirty unknown (expected true/false, found null)")
+    elif prov["git_dirty"]:
+        report.warning(f, "provenance", f"measured from a dirty working tree at {prov['git_commit'][:12]} "
+                                        f"(expected a clean tree, found uncommitted changes)")
+    for key in ("code_version", "job_sha256"):
+        if not prov.get(key):
+            report.warning(f, "provenance", f"provenance.{key} not recorded (expected a hash, found null): "
+                                            f"staleness cannot be judged")
+    if not d["models"]["target"].get("weights_sha256") and not d["models"]["target"].get("revision"):
+        report.error(f, "provenance", "models.target has neither weights_sha256 nor revision "
+                                      "(expected an identity of the weights, found none)")
