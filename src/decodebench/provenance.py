@@ -10,8 +10,6 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
-import torch
-
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -30,6 +28,7 @@ def cpu_model() -> str:
 
 
 def environment(device: str, dtype: str, memory_kind: str | None) -> dict:
+    import torch
     import transformers
 
     from . import __version__
