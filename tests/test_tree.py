@@ -206,6 +206,34 @@ def test_draft_equal_to_target_accepts_every_level(models, arch):
     assert s["tokens_per_round"] == 5
 
 
+@pytest.mark.parametrize("method", ["tree", "dynatree"])
+def test_caches_are_reused_not_refilled(models, method):
+    """After the prefills: the draft only sees pending tokens and tree levels over its kept cache;
+    the target runs one forward per round over root + tree nodes, never re-feeding accepted tokens."""
+    target = copy.deepcopy(models["llama"]["target"])
+    draft = noisy_copy(target, 0.02)
+    calls = {"target": [], "draft": []}
+
+    def recorder(name):
+        def hook(module, args, kwargs):
+            cache = kwargs.get("past_key_values")
+            calls[name].append((kwargs["input_ids"].shape[1], cache.get_seq_length() if cache is not None else 0))
+        return hook
+
+    target.register_forward_pre_hook(recorder("target"), with_kwargs=True)
+    draft.register_forward_pre_hook(recorder("draft"), with_kwargs=True)
+    ids = prompt_ids(models, "llama", PROMPTS[2])
+    out, _, _ = run(method, target, ids, 30, draft=draft)
+    s = out.stats
+    assert out.new_ids == run("ar", models["llama"]["target"], ids, 30)[0].new_ids
+    assert calls["target"][0] == (ids.shape[1], 0) and calls["draft"][0] == (ids.shape[1], 0)
+    assert [n for n, _ in calls["target"][1:]] == [size + 1 for size in s["proposed_per_round"]]
+    assert all(past > 0 for _, past in calls["draft"][1:] + calls["target"][1:])
+    # every draft forward after the prefill: 1-2 committed tokens, or one tree level
+    fed = sum(n for n, _ in calls["draft"][1:])
+    assert fed <= sum(2 + size for size in s["proposed_per_round"])
+
+
 @pytest.mark.parametrize("method,params", [("tree", {"tau": 0}), ("dynatree", {"tau": 0, "early_stop": 0})])
 @pytest.mark.parametrize("arch", ARCHS)
 def test_budget_ending_mid_round(models, arch, method, params):
