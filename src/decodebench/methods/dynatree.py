@@ -43,7 +43,7 @@ import torch
 
 from . import GenContext, GenerationOutput
 from .speculative import Round
-from .tree import TreeShape, check_tree_limits, speculate
+from .tree import TreeParams, TreeShape, check_tree_limits, fixed_shape, speculate
 
 
 @dataclass
@@ -109,10 +109,9 @@ def adjust(state: ShapeState, acceptances: list[float], p: DynaTreeParams) -> Sh
 
 
 def shape_for(state: ShapeState, p: DynaTreeParams) -> TreeShape:
-    if not p.adaptive:
-        return TreeShape(max_depth=state.base_depth, max_nodes=p.max_nodes, tau=p.tau,
-                         num_children=lambda top1: torch.full_like(top1, p.children_mid, dtype=torch.long),
-                         may_expand=lambda cum, depth: torch.ones_like(cum, dtype=torch.bool))
+    if not p.adaptive:  # the fixed tree of method `tree`
+        return fixed_shape(TreeParams(depth=state.base_depth, branching=p.children_mid, tau=p.tau,
+                                      max_nodes=p.max_nodes))
 
     def num_children(top1: torch.Tensor) -> torch.Tensor:  # [m] -> [m]
         counts = torch.full_like(top1, p.children_mid, dtype=torch.long)
