@@ -1,0 +1,151 @@
+"""DynaTree: greedy tree speculation whose tree adapts to the draft's confidence and to history.
+
+The round loop, the draft's batched level expansion over its reused KV cache, the one-forward
+verification with the tree mask and the cache compaction are those of ``methods.tree``
+(``speculate`` / ``grow_tree``); only the tree's shape differs. With p(n) the draft's top-1
+probability at node n (its confidence about the next token) and c(n) the cumulative draft
+probability of the path root → n (root: 1):
+
+- Breadth: node n gets ``children_confident`` (1) children if p(n) > ``high_conf``,
+  ``children_uncertain`` (3) if p(n) < ``low_conf``, otherwise ``children_mid`` (2); the
+  children are the draft's top tokens at n.
+- Pruning: a child with c < ``tau`` is dropped; a level's survivors are kept in order of c
+  while the tree has fewer than ``max_nodes`` draft nodes.
+- Depth: a node at depth d (root: 0) is expanded only if d < ``max_depth``,
+  c(n) >= ``early_stop``, and either d < ``base_depth`` or c(n) >= ``deep_expand``. So the
+  tree grows to ``base_depth`` while paths stay above the early-stop threshold, and beyond it,
+  up to ``max_depth``, only along paths that stay above the deep-expansion threshold. The
+  depth of a round is further capped so that it commits at most the remaining budget.
+- History (between rounds): each round with a tree of depth >= 1 records its depth
+  acceptance accepted / depth (the fraction of the tree's depth the target accepted). Once
+  ``window`` rounds are recorded, their mean m is compared with ``target_acceptance``:
+  m > target: ``base_depth`` += 1 (at most ``max_depth``), ``high_conf`` and ``low_conf``
+  -= ``step`` (deeper, narrower trees: more nodes count as confident); m < target:
+  ``base_depth`` -= 1 (at least 1), both thresholds += ``step`` (shallower, wider trees);
+  thresholds stay within 0 <= low_conf <= high_conf <= 1. The record is then cleared
+  (non-overlapping windows). The state starts from the parameters for every prompt.
+
+Ablation switches: ``adaptive = False`` gives every node ``children_mid`` children and
+expands to ``base_depth`` with no early stop or deep expansion (a fixed tree; history then
+only moves the depth); ``history = False`` keeps the parameters fixed.
+
+Parameters (defaults): base_depth 5, max_depth 8, high_conf 0.9, low_conf 0.4,
+children_confident 1, children_mid 2, children_uncertain 3, tau 0.05, early_stop 0.1,
+deep_expand 0.5, max_nodes 256, window 10, target_acceptance 0.7, step 0.05,
+adaptive True, history True.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import GenContext, GenerationOutput
+from .speculative import Round
+from .tree import TreeParams, TreeShape, check_tree_limits, fixed_shape, speculate
+
+
+@dataclass
+class DynaTreeParams:
+    base_depth: int = 5
+    max_depth: int = 8
+    high_conf: float = 0.9
+    low_conf: float = 0.4
+    children_confident: int = 1
+    children_mid: int = 2
+    children_uncertain: int = 3
+    tau: float = 0.05
+    early_stop: float = 0.1
+    deep_expand: float = 0.5
+    max_nodes: int = 256
+    window: int = 10
+    target_acceptance: float = 0.7
+    step: float = 0.05
+    adaptive: bool = True
+    history: bool = True
+
+    def validate(self) -> None:
+        check_tree_limits(self.max_depth, self.max_nodes, self.tau, "max_depth")
+        if not (isinstance(self.base_depth, int) and 1 <= self.base_depth <= self.max_depth):
+            raise ValueError(f"base_depth must be an integer in [1, max_depth={self.max_depth}], "
+                             f"got {self.base_depth!r}")
+        if not 0 <= self.low_conf <= self.high_conf <= 1:
+            raise ValueError(f"need 0 <= low_conf <= high_conf <= 1, got low_conf={self.low_conf!r}, "
+                             f"high_conf={self.high_conf!r}")
+        for name in ("children_confident", "children_mid", "children_uncertain", "window"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("early_stop", "deep_expand", "target_acceptance", "step"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value <= 1):
+                raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+        for name in ("adaptive", "history"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True)
+class ShapeState:
+    """What the history rule moves."""
+    base_depth: int
+    high_conf: float
+    low_conf: float
+
+
+def adjust(state: ShapeState, acceptances: list[float], p: DynaTreeParams) -> ShapeState:
+    """The history rule: one window of per-round depth acceptances -> the next state."""
+    mean = sum(acceptances) / len(acceptances)
+    if mean > p.target_acceptance:
+        high = max(state.high_conf - p.step, 0.0)
+        low = min(max(state.low_conf - p.step, 0.0), high)
+        return ShapeState(min(state.base_depth + 1, p.max_depth), high, low)
+    if mean < p.target_acceptance:
+        low = min(state.low_conf + p.step, 1.0)
+        high = max(min(state.high_conf + p.step, 1.0), low)
+        return ShapeState(max(state.base_depth - 1, 1), high, low)
+    return state
+
+
+def shape_for(state: ShapeState, p: DynaTreeParams) -> TreeShape:
+    if not p.adaptive:  # the fixed tree of method `tree`
+        return fixed_shape(TreeParams(depth=state.base_depth, branching=p.children_mid, tau=p.tau,
+                                      max_nodes=p.max_nodes))
+
+    def num_children(top1: torch.Tensor) -> torch.Tensor:  # [m] -> [m]
+        counts = torch.full_like(top1, p.children_mid, dtype=torch.long)
+        counts[top1 > state.high_conf] = p.children_confident
+        counts[top1 < state.low_conf] = p.children_uncertain
+        return counts
+
+    def may_expand(cum: torch.Tensor, depth: int) -> torch.Tensor:  # [m] -> [m] bool
+        return (cum >= p.early_stop) & ((depth < state.base_depth) | (cum >= p.deep_expand))
+
+    return TreeShape(max_depth=p.max_depth, max_nodes=p.max_nodes, tau=p.tau,
+                     num_children=num_children, may_expand=may_expand)
+
+
+def generate(ctx: GenContext) -> GenerationOutput:
+    p: DynaTreeParams = ctx.params
+    state = ShapeState(p.base_depth, p.high_conf, p.low_conf)
+    window: list[float] = []
+    base_depths: list[int] = []
+
+    def next_shape() -> TreeShape:
+        base_depths.append(state.base_depth)
+        return shape_for(state, p)
+
+    def after_round(r: Round) -> None:
+        nonlocal state
+        if not p.history or r.depth == 0:
+            return
+        window.append(r.accepted / r.depth)
+        if len(window) == p.window:
+            state = adjust(state, window, p)
+            window.clear()
+
+    out = speculate(ctx, next_shape, after_round)
+    out.stats["extra"]["base_depth_per_round"] = base_depths
+    return out
+

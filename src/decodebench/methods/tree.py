@@ -1,0 +1,204 @@
+"""Greedy speculative decoding with a fixed-shape draft tree, verified in one target forward.
+
+Each round (``speculate``), with the last committed token as the tree's root:
+
+1. Draft (``grow_tree``): the draft feeds the committed tokens it has not seen yet (the root
+   last) over its own KV cache, which is kept across rounds. Then level by level: every node
+   of the frontier gets its top-``branching`` draft tokens as children, with cumulative draft
+   log-prob = parent's + the token's. A child whose cumulative probability is below ``tau``
+   is pruned; the survivors of a level are kept in order of cumulative probability while the
+   tree has fewer than ``max_nodes`` draft nodes. The new level is the next frontier, fed to
+   the draft as one batch of nodes with a tree attention mask (each sees the draft's prefix
+   and its own ancestors only; siblings never see each other), until depth ``depth``.
+   The nodes of the last level are not fed (their children are not needed).
+2. Verify: the target feeds the root and all draft nodes in ONE forward, node at depth d at
+   position prefix_len + d, with the tree mask (``decodebench.tree``). Its argmax at each
+   node is its greedy choice after that node's path.
+3. Commit the longest path the target agrees with, from the root, plus the target's own
+   token after it. The target's cache keeps the prefix, the root and the accepted nodes'
+   keys/values, compacted (``kvcache.keep_positions``; nothing is re-computed); the draft's
+   cache likewise keeps the accepted nodes it was fed, and the rest of the committed tokens
+   wait for its next round.
+
+Each round's depth is capped so that the round commits at most the remaining budget; the
+output stops after an EOS among the committed tokens (EOS included), as in ``ar``. Outputs
+equal greedy AR's (up to floating-point ties). Statistics per round (``speculative.Round``):
+proposed = draft nodes in the tree, accepted = draft tokens committed, depth = tree depth.
+Prefills are timed within the phases (draft's in "draft", target's in "verify").
+
+Parameters (defaults): depth D = 4, branching B = 2, tau = 0.05 (tau = 0 prunes nothing),
+max_nodes = 64 (draft nodes per tree, root excluded).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .. import tree as T
+from ..kvcache import cache_length, keep_positions
+from . import GenContext, GenerationOutput
+from .speculative import Round, round_stats
+
+
+@dataclass
+class TreeParams:
+    depth: int = 4
+    branching: int = 2
+    tau: float = 0.05
+    max_nodes: int = 64
+
+    def validate(self) -> None:
+        check_tree_limits(self.depth, self.max_nodes, self.tau, "depth")
+        if not (isinstance(self.branching, int) and self.branching >= 1):
+            raise ValueError(f"branching must be an integer >= 1, got {self.branching!r}")
+
+
+def check_tree_limits(depth: int, max_nodes: int, tau: float, depth_name: str) -> None:
+    if not (isinstance(depth, int) and depth >= 1):
+        raise ValueError(f"{depth_name} must be an integer >= 1, got {depth!r}")
+    if not (isinstance(max_nodes, int) and max_nodes >= 1):
+        raise ValueError(f"max_nodes must be an integer >= 1, got {max_nodes!r}")
+    if not (isinstance(tau, (int, float)) and 0 <= tau < 1):
+        raise ValueError(f"tau must be a number in [0, 1), got {tau!r}")
+
+
+@dataclass
+class TreeShape:
+    """How one round's draft tree grows."""
+    max_depth: int
+    max_nodes: int
+    tau: float
+    num_children: Callable[[torch.Tensor], torch.Tensor]  # top-1 draft prob at nodes [m] -> children [m]
+    may_expand: Callable[[torch.Tensor, int], torch.Tensor]  # (cumulative prob [m], depth) -> bool [m]
+
+
+@dataclass
+class DraftState:
+    model: torch.nn.Module
+    cache: object  # DynamicCache over the committed tokens except `pending`
+    pending: list[int]  # committed tokens the draft has not been fed yet; the last is the root
+    prefix_len: int | None = None  # this round: cache length once `pending` was fed (root included)
+    slots: dict | None = None  # this round: tree node -> its index among the nodes fed after the prefix
+
+
+def grow_tree(draft: DraftState, shape: TreeShape, max_depth: int) -> T.Tree:
+    """Draft a tree under the root `draft.pending[-1]`, at most `max_depth` levels deep."""
+    tree = T.Tree.rooted(draft.pending[-1])
+    draft.prefix_len, draft.slots = None, {}
+    if max_depth < 1:
+        return tree
+    model, device = draft.model, draft.model.device
+    out = model(input_ids=torch.tensor([draft.pending], device=device), past_key_values=draft.cache,
+                use_cache=True, logits_to_keep=1)
+    draft.pending, draft.prefix_len = [], cache_length(draft.cache)
+    logits = out.logits[0]  # [frontier, vocab]: the root's
+    frontier = [0]
+    for depth in range(1, max_depth + 1):
+        logprobs = torch.log_softmax(logits.float(), dim=-1)  # [m, vocab]
+        counts = shape.num_children(logprobs.max(dim=-1).values.exp())  # [m]
+        top_lp, top_tok = logprobs.topk(min(int(counts.max()), logprobs.shape[-1]), dim=-1)  # [m, k]
+        cum = torch.tensor([tree.logprobs[i] for i in frontier], device=logprobs.device)[:, None] + top_lp
+        keep = torch.arange(top_lp.shape[1], device=cum.device)[None, :] < counts[:, None]
+        keep &= cum.exp() >= shape.tau  # [m, k]
+        order = torch.argsort(cum[keep], descending=True)[: shape.max_nodes - tree.num_draft_nodes]
+        parent_row = torch.nonzero(keep)[:, 0][order].tolist()
+        tokens, cums = top_tok[keep][order].tolist(), cum[keep][order].tolist()
+        level = [tree.add(frontier[r], t, c) for r, t, c in zip(parent_row, tokens, cums)]
+        if not level or depth == max_depth or tree.num_draft_nodes >= shape.max_nodes:
+            break
+        expand = shape.may_expand(torch.tensor(cums).exp(), depth).tolist()
+        frontier = [n for n, e in zip(level, expand) if e]
+        if not frontier:
+            break
+        for n in frontier:
+            draft.slots[n] = len(draft.slots)  # fed in this order, after the prefix
+        mask = T.tree_attention_mask(T.ancestor_matrix(tree.parents), draft.prefix_len, list(draft.slots),
+                                     frontier, model.dtype, device)
+        positions = T.tree_position_ids(tree, frontier, draft.prefix_len - 1, device)
+        logits = model(input_ids=torch.tensor([[tree.tokens[i] for i in frontier]], device=device),
+                       attention_mask=mask, position_ids=positions, past_key_values=draft.cache,
+                       use_cache=True).logits[0]
+    return tree
+
+
+def commit_draft(draft: DraftState, tree: T.Tree, path: list[int], next_token: int) -> None:
+    """Keep the accepted nodes the draft was fed; queue the other committed tokens."""
+    accepted = [tree.tokens[i] for i in path]
+    if draft.prefix_len is None:  # the draft saw nothing this round
+        draft.pending += accepted + [next_token]
+        return
+    fed = [i for i in path if i in draft.slots]  # a prefix of the path: every parent was fed
+    keep_positions(draft.cache, draft.prefix_len,
+                   draft.prefix_len + torch.tensor([draft.slots[i] for i in fed], dtype=torch.long))
+    draft.pending = accepted[len(fed):] + [next_token]
+
+
+def verify_tree(target: torch.nn.Module, cache, tree: T.Tree) -> tuple[list[int], int]:
+    """One target forward over root + draft nodes; keep the accepted path in `cache`."""
+    device = target.device
+    prefix_len = cache_length(cache)
+    nodes = list(range(len(tree)))
+    mask = T.tree_attention_mask(T.ancestor_matrix(tree.parents), prefix_len, nodes, nodes, target.dtype, device)
+    logits = target(input_ids=torch.tensor([tree.tokens], device=device), attention_mask=mask,
+                    position_ids=T.tree_position_ids(tree, nodes, prefix_len, device),
+                    past_key_values=cache, use_cache=True).logits  # [1, nodes, vocab]
+    path, next_token = T.longest_accepted_path(tree, logits[0].argmax(dim=-1).tolist())
+    # keep prefix + root, then the accepted nodes (node i sits at prefix_len + i)
+    keep_positions(cache, prefix_len + 1, prefix_len + torch.tensor(path, dtype=torch.long))
+    return path, next_token
+
+
+@torch.inference_mode()
+def speculate(ctx: GenContext, next_shape: Callable[[], TreeShape],
+              after_round: Callable[[Round], None] | None = None) -> GenerationOutput:
+    """The tree-speculation loop shared by ``tree`` and ``dynatree`` (see the module docstring)."""
+    if ctx.draft is None:
+        raise ValueError("tree speculation needs a draft model")
+    for model in (ctx.target, ctx.draft):
+        T.check_tree_attention(model)
+    budget = ctx.budget
+    with ctx.phase("verify"):
+        out = ctx.target(input_ids=ctx.prompt_ids, use_cache=True, logits_to_keep=1)
+        cache = out.past_key_values
+        new_ids = [int(out.logits[0, -1].argmax())]
+    ctx.clock.mark_first_token()
+    with ctx.phase("draft"):
+        draft = DraftState(ctx.draft, ctx.draft(input_ids=ctx.prompt_ids, use_cache=True,
+                                                logits_to_keep=1).past_key_values, pending=[new_ids[-1]])
+    rounds, depths = [], []
+    while len(new_ids) < budget.max_new_tokens and not budget.is_eos(new_ids[-1]):
+        shape = next_shape()
+        remaining = budget.max_new_tokens - len(new_ids)
+        with ctx.phase("draft"):
+            tree = grow_tree(draft, shape, min(shape.max_depth, remaining - 1))
+        with ctx.phase("verify"):
+            path, next_token = verify_tree(ctx.target, cache, tree)
+        committed = [tree.tokens[i] for i in path] + [next_token]
+        eos_at = next((j for j, t in enumerate(committed) if budget.is_eos(t)), None)
+        if eos_at is not None:
+            committed = committed[: eos_at + 1]
+        new_ids += committed
+        with ctx.phase("draft"):
+            commit_draft(draft, tree, path, next_token)
+        rounds.append(Round(proposed=tree.num_draft_nodes, accepted=min(len(path), len(committed)),
+                            depth=tree.depth))
+        depths.append(tree.depth)
+        if after_round is not None:
+            after_round(rounds[-1])
+    stats = round_stats(rounds)
+    stats["extra"] = {"tree_size_per_round": [r.proposed for r in rounds], "tree_depth_per_round": depths}
+    return GenerationOutput(new_ids=new_ids, stats=stats)
+
+
+def fixed_shape(p: TreeParams) -> TreeShape:
+    return TreeShape(max_depth=p.depth, max_nodes=p.max_nodes, tau=p.tau,
+                     num_children=lambda top1: torch.full_like(top1, p.branching, dtype=torch.long),
+                     may_expand=lambda cum, depth: torch.ones_like(cum, dtype=torch.bool))
+
+
+def generate(ctx: GenContext) -> GenerationOutput:
+    shape = fixed_shape(ctx.params)
+    return speculate(ctx, lambda: shape)

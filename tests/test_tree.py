@@ -1,0 +1,335 @@
+"""Tree speculation (methods tree and dynatree) and the shared tree pieces (decodebench.tree)."""
+
+import copy
+
+import pytest
+import torch
+import yaml
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+
+from decodebench import tree as T
+from decodebench.config import load_config
+from decodebench.harness import run_job
+from decodebench.kvcache import keep_positions
+from decodebench.measurement import Tracker
+from decodebench.methods import Budget, GenContext, get_method
+from decodebench.methods.dynatree import DynaTreeParams, ShapeState, adjust, shape_for
+from decodebench.results import load_result
+
+PROMPTS = ["To be, or not to be", "The quick brown fox", "whether 'tis nobler in the mind to suffer the"]
+ARCHS = ["llama", "gpt_neox"]
+
+
+def load(path, attn="sdpa"):
+    return AutoModelForCausalLM.from_pretrained(path, attn_implementation=attn).eval()
+
+
+def noisy_copy(model, scale, seed=3):
+    """A draft that agrees with `model` often but not always (partial acceptance)."""
+    draft = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in draft.parameters():
+            if p.dim() > 1:
+                p.add_(torch.randn(p.shape, generator=gen) * scale)
+    return draft
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: one thread is faster, and far faster on a loaded machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def models(tiny_models):
+    """Per arch: target, tokenizer and drafts {'small': the tiny draft, 'noisy': a perturbed target copy}."""
+    out = {}
+    for arch in ARCHS:
+        target = load(tiny_models[arch])
+        out[arch] = {"target": target, "tok": AutoTokenizer.from_pretrained(tiny_models[arch]),
+                     "drafts": {"small": load(tiny_models[f"{arch}_draft"]), "noisy": noisy_copy(target, 0.02)}}
+    return out
+
+
+def run(method_id, target, ids, max_new_tokens, draft=None, params=None, eos=None):
+    spec = get_method(method_id)
+    with Tracker("cpu").measure() as m:
+        ctx = GenContext(target=target, draft=draft, prompt_ids=ids,
+                         budget=Budget(max_new_tokens, frozenset(eos) if eos else None),
+                         params=spec.make_params(params or {}), clock=m)
+        out = spec.generate(ctx)
+    return out, m, ctx
+
+
+def prompt_ids(models, arch, text):
+    return models[arch]["tok"](text, return_tensors="pt").input_ids
+
+
+# --- one tree forward == sequential decoding of every path -------------------------------------
+
+def example_tree(vocab: int, seed: int = 0) -> T.Tree:
+    """Root with 3 children; uneven deeper levels (depth 4), tokens random."""
+    gen = torch.Generator().manual_seed(seed)
+    tree = T.Tree.rooted(int(torch.randint(vocab, (1,), generator=gen)))
+    for parent in [0, 0, 0, 1, 1, 2, 4, 4, 6, 7]:
+        while True:  # siblings carry distinct tokens
+            token = int(torch.randint(vocab, (1,), generator=gen))
+            if tree.child(parent, token) is None:
+                break
+        tree.add(parent, token, 0.0)
+    return tree
+
+
+def sequential_logits(model, prefix, tree, node):
+    ids = torch.tensor([prefix + [tree.tokens[0]] + [tree.tokens[i] for i in tree.path_to(node)]])
+    return model(input_ids=ids).logits[0, -1]
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_tree_forward_logits_equal_sequential_decoding(tiny_models, arch, attn):
+    model = load(tiny_models[arch], attn)
+    prefix = AutoTokenizer.from_pretrained(tiny_models[arch])(PROMPTS[2]).input_ids
+    tree = example_tree(model.config.vocab_size)
+    assert tree.depth == 4
+    anc = T.ancestor_matrix(tree.parents)
+    nodes = list(range(len(tree)))
+    with torch.no_grad():
+        expected = torch.stack([sequential_logits(model, prefix, tree, i) for i in nodes])
+
+        # Target scheme: the whole tree (root included) in one forward over the prefix cache.
+        cache = model(input_ids=torch.tensor([prefix]), use_cache=True).past_key_values
+        L = len(prefix)
+        logits = model(input_ids=torch.tensor([tree.tokens]), past_key_values=cache, use_cache=True,
+                       attention_mask=T.tree_attention_mask(anc, L, nodes, nodes, model.dtype, model.device),
+                       position_ids=T.tree_position_ids(tree, nodes, L, model.device)).logits[0]
+        torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
+
+        # After compaction to one accepted path the cache continues like sequential decoding.
+        path = tree.path_to(8)  # 2 -> 6 -> 8 ... depth 3
+        keep_positions(cache, L + 1, L + torch.tensor(path))
+        assert cache.get_seq_length() == L + 1 + len(path)
+        nxt = model(input_ids=torch.tensor([[5]]), past_key_values=cache, use_cache=True).logits[0, -1]
+        ref = model(input_ids=torch.tensor([prefix + [tree.tokens[0]] + [tree.tokens[i] for i in path] + [5]]))
+        torch.testing.assert_close(nxt, ref.logits[0, -1], atol=1e-4, rtol=1e-4)
+
+        # Draft scheme: root fed causally, then one level at a time over the growing cache.
+        cache = model(input_ids=torch.tensor([prefix + [tree.tokens[0]]]), use_cache=True).past_key_values
+        P = len(prefix) + 1
+        fed, got = [], {}
+        for depth in range(1, tree.depth + 1):
+            level = [i for i in nodes if tree.depths[i] == depth]
+            fed += level
+            out = model(input_ids=torch.tensor([[tree.tokens[i] for i in level]]), past_key_values=cache,
+                        use_cache=True,
+                        attention_mask=T.tree_attention_mask(anc, P, fed, level, model.dtype, model.device),
+                        position_ids=T.tree_position_ids(tree, level, P - 1, model.device)).logits[0]
+            got.update(zip(level, out))
+        torch.testing.assert_close(torch.stack([got[i] for i in nodes[1:]]), expected[1:], atol=1e-4, rtol=1e-4)
+
+
+def test_ancestors_and_longest_path():
+    tree = T.Tree.rooted(10)
+    a, b = tree.add(0, 11, -0.1), tree.add(0, 12, -0.2)
+    c = tree.add(a, 13, -0.3)
+    d = tree.add(b, 14, -0.4)
+    anc = T.ancestor_matrix(tree.parents)
+    assert anc[c].tolist() == [True, True, False, True, False]
+    assert anc[d].tolist() == [True, False, True, False, True]
+    # target: after root -> 12, after b -> 14, after d -> 99: path 0 -> b -> d, then 99
+    next_tokens = [12, 0, 14, 0, 99]
+    assert T.longest_accepted_path(tree, next_tokens) == ([b, d], 99)
+    assert T.longest_accepted_path(tree, [7, 0, 0, 0, 0]) == ([], 7)
+    with pytest.raises(ValueError):
+        tree.add(0, 11, -1.0)
+
+
+def test_flash_attention_is_refused(models):
+    model = copy.copy(models["llama"]["target"])
+    model.config = copy.deepcopy(model.config)
+    model.config._attn_implementation = "flash_attention_2"
+    with pytest.raises(ValueError, match="attn_implementation"):
+        T.check_tree_attention(model)
+
+
+# --- lossless: output ids equal AR's ---------------------------------------------------------
+
+TREE_CASES = [{}, {"depth": 1}, {"branching": 1}, {"tau": 0}, {"tau": 0, "max_nodes": 3},
+              {"depth": 6, "branching": 3, "tau": 0, "max_nodes": 20}]
+DYNATREE_CASES = [{}, {"window": 2}, {"adaptive": False, "history": False}, {"history": False},
+                  {"tau": 0, "early_stop": 0, "max_nodes": 30, "window": 2}, {"base_depth": 1, "max_depth": 1}]
+CASES = [("tree", p) for p in TREE_CASES] + [("dynatree", p) for p in DYNATREE_CASES]
+
+
+@pytest.mark.parametrize("draft_kind", ["small", "noisy"])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_lossless_equals_ar(models, arch, draft_kind):
+    target, draft = models[arch]["target"], models[arch]["drafts"][draft_kind]
+    accepted_any = 0
+    for text in PROMPTS:
+        ids = prompt_ids(models, arch, text)
+        ref, _, _ = run("ar", target, ids, 24)
+        for method, params in CASES:
+            out, m, ctx = run(method, target, ids, 24, draft=draft, params=params)
+            assert out.new_ids == ref.new_ids, (method, params, text)
+            s = out.stats
+            assert s["acceptance_rate"] is None or 0 <= s["acceptance_rate"] <= 1
+            assert len(ref.new_ids) == 1 + s["rounds"] + s["draft_tokens_accepted"]
+            assert s["extra"]["tree_size_per_round"] == s["proposed_per_round"]
+            assert all(a <= d for a, d in zip(s["accepted_per_round"], s["extra"]["tree_depth_per_round"]))
+            assert ctx.phase_time_s["draft"] > 0 and ctx.phase_time_s["verify"] > 0
+            assert 0 < m.ttft_s <= m.wall_time_s
+            accepted_any += s["draft_tokens_accepted"]
+            if "max_nodes" in params:
+                assert max(s["proposed_per_round"]) == params["max_nodes"]
+            if method == "tree" and params.get("branching") == 1:
+                assert max(s["proposed_per_round"]) <= 4  # a chain of depth 4
+    if draft_kind == "noisy":  # the test must exercise partial acceptance, not only rejection
+        assert accepted_any > 0
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_draft_equal_to_target_accepts_every_level(models, arch):
+    target = models[arch]["target"]
+    ids = prompt_ids(models, arch, PROMPTS[0])
+    ref, _, _ = run("ar", target, ids, 21)
+    out, _, _ = run("tree", target, ids, 21, draft=target, params={"tau": 0, "depth": 4})
+    s = out.stats
+    assert out.new_ids == ref.new_ids
+    assert s["accepted_per_round"] == [4] * 4  # 1 + 4 rounds x (4 accepted + 1 own) = 21
+    assert s["proposed_per_round"] == [2 + 4 + 8 + 16] * 4
+    assert s["acceptance_by_depth"] == [1.0] * 4
+    assert s["tokens_per_round"] == 5
+
+
+@pytest.mark.parametrize("method", ["tree", "dynatree"])
+def test_caches_are_reused_not_refilled(models, method):
+    """After the prefills: the draft only sees pending tokens and tree levels over its kept cache;
+    the target runs one forward per round over root + tree nodes, never re-feeding accepted tokens."""
+    target = copy.deepcopy(models["llama"]["target"])
+    draft = noisy_copy(target, 0.02)
+    calls = {"target": [], "draft": []}
+
+    def recorder(name):
+        def hook(module, args, kwargs):
+            cache = kwargs.get("past_key_values")
+            calls[name].append((kwargs["input_ids"].shape[1], cache.get_seq_length() if cache is not None else 0))
+        return hook
+
+    target.register_forward_pre_hook(recorder("target"), with_kwargs=True)
+    draft.register_forward_pre_hook(recorder("draft"), with_kwargs=True)
+    ids = prompt_ids(models, "llama", PROMPTS[2])
+    out, _, _ = run(method, target, ids, 30, draft=draft)
+    s = out.stats
+    assert out.new_ids == run("ar", models["llama"]["target"], ids, 30)[0].new_ids
+    assert calls["target"][0] == (ids.shape[1], 0) and calls["draft"][0] == (ids.shape[1], 0)
+    assert [n for n, _ in calls["target"][1:]] == [size + 1 for size in s["proposed_per_round"]]
+    assert all(past > 0 for _, past in calls["draft"][1:] + calls["target"][1:])
+    # every draft forward after the prefill: 1-2 committed tokens, or one tree level
+    fed = sum(n for n, _ in calls["draft"][1:])
+    assert fed <= sum(2 + size for size in s["proposed_per_round"])
+
+
+@pytest.mark.parametrize("method,params", [("tree", {"tau": 0}), ("dynatree", {"tau": 0, "early_stop": 0})])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_budget_ending_mid_round(models, arch, method, params):
+    target = models[arch]["target"]
+    ids = prompt_ids(models, arch, PROMPTS[1])
+    ref, _, _ = run("ar", target, ids, 13)
+    for n in range(1, 14):
+        for draft in (target, models[arch]["drafts"]["noisy"]):
+            out, _, _ = run(method, target, ids, n, draft=draft, params=params)
+            assert out.new_ids == ref.new_ids[:n], (n, method)
+
+
+@pytest.mark.parametrize("method", ["tree", "dynatree"])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_eos_inside_an_accepted_draft(models, arch, method):
+    target = models[arch]["target"]
+    ids = prompt_ids(models, arch, PROMPTS[0])
+    full, _, _ = run("ar", target, ids, 20)
+    # an EOS token first produced at index j in 2..4: inside round 1's accepted path (self-draft)
+    j = next(j for j in range(2, 5) if full.new_ids[j] not in full.new_ids[:j])
+    eos = {full.new_ids[j]}
+    ref, _, _ = run("ar", target, ids, 20, eos=eos)
+    assert ref.new_ids == full.new_ids[: j + 1]
+    params = {"tau": 0} if method == "tree" else {"tau": 0, "early_stop": 0}
+    out, _, _ = run(method, target, ids, 20, draft=target, params=params, eos=eos)
+    assert out.new_ids == ref.new_ids
+    assert out.stats["accepted_per_round"][0] == j  # EOS itself was a draft token, committed and last
+
+
+# --- dynatree's rules -----------------------------------------------------------------------
+
+def test_history_rule_moves_depth_and_thresholds_in_the_intended_direction():
+    p = DynaTreeParams()
+    s = ShapeState(p.base_depth, p.high_conf, p.low_conf)
+    up = adjust(s, [1.0, 0.8, 0.9], p)  # accepting more than the target: deeper, narrower
+    assert up.base_depth == 6 and up.high_conf == pytest.approx(0.85) and up.low_conf == pytest.approx(0.35)
+    down = adjust(s, [0.2, 0.5, 0.0], p)  # accepting less: shallower, wider
+    assert down.base_depth == 4 and down.high_conf == pytest.approx(0.95) and down.low_conf == pytest.approx(0.45)
+    assert adjust(s, [0.7, 0.7], p) == s
+    top = ShapeState(p.max_depth, 0.02, 0.01)
+    assert adjust(top, [1.0], p) == ShapeState(p.max_depth, 0.0, 0.0)  # clamped
+    bottom = ShapeState(1, 0.98, 0.97)
+    assert adjust(bottom, [0.0], p) == ShapeState(1, 1.0, 1.0)
+
+
+def test_confidence_sets_children_and_cumulative_probability_sets_depth():
+    p = DynaTreeParams()
+    shape = shape_for(ShapeState(p.base_depth, p.high_conf, p.low_conf), p)
+    assert shape.num_children(torch.tensor([0.95, 0.9, 0.5, 0.4, 0.1])).tolist() == [1, 2, 2, 2, 3]
+    cum = torch.tensor([0.05, 0.3, 0.6])
+    assert shape.may_expand(cum, 2).tolist() == [False, True, True]  # early stop below 0.1
+    assert shape.may_expand(cum, 5).tolist() == [False, False, True]  # beyond base depth: >= 0.5 only
+    assert shape.max_depth == 8
+    fixed = shape_for(ShapeState(3, p.high_conf, p.low_conf), DynaTreeParams(adaptive=False))
+    assert fixed.max_depth == 3 and fixed.num_children(torch.tensor([0.99, 0.01])).tolist() == [2, 2]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_history_applied_between_rounds(models, arch):
+    target = models[arch]["target"]
+    ids = prompt_ids(models, arch, PROMPTS[0])
+    chain = {"children_confident": 1, "children_mid": 1, "children_uncertain": 1}
+    params = {"window": 2, "tau": 0, "early_stop": 0, **chain}
+    out, _, _ = run("dynatree", target, ids, 40, draft=target, params=params)  # a chain, always accepted
+    depths = out.stats["extra"]["base_depth_per_round"]
+    assert depths[:5] == [5, 5, 6, 6, 7]  # +1 after each window of 2 rounds
+    assert out.stats["accepted_per_round"] == out.stats["extra"]["tree_depth_per_round"]
+    out, _, _ = run("dynatree", target, ids, 40, draft=target, params={**params, "history": False})
+    assert set(out.stats["extra"]["base_depth_per_round"]) == {5}
+
+
+def test_bad_params_are_named():
+    with pytest.raises(ValueError, match="branching"):
+        get_method("tree").make_params({"branching": 0})
+    with pytest.raises(ValueError, match="tau"):
+        get_method("tree").make_params({"tau": 1.5})
+    with pytest.raises(ValueError, match="base_depth"):
+        get_method("dynatree").make_params({"base_depth": 9})
+    with pytest.raises(ValueError, match="low_conf"):
+        get_method("dynatree").make_params({"low_conf": 0.95})
+
+
+# --- through the harness ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("method,params", [("tree", {"depth": 3}), ("dynatree", {"window": 2})])
+def test_run_job_writes_statistics(tiny_config, tmp_path, method, params):
+    cfg = yaml.safe_load(tiny_config.read_text())
+    cfg["experiments"]["main"]["methods"][method] = {"method": method, "params": params}
+    tiny_config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    out = tmp_path / f"{method}.json"
+    run_job(load_config(tiny_config), "main", "docs", method, out, progress=False)
+    data = load_result(out)
+    assert data["method"]["id"] == method and data["models"]["draft"] is not None
+    for r in data["records"]:
+        assert r["new_tokens"] == 12
+        assert r["rounds"] >= 1 and len(r["proposed_per_round"]) == r["rounds"]
+        assert 0 <= r["acceptance_rate"] <= 1
+        assert r["draft_time_s"] > 0 and r["verify_time_s"] > 0
+        assert r["extra"]["tree_size_per_round"] == r["proposed_per_round"]
