@@ -302,7 +302,7 @@ def train(draft, recipe: Recipe, windows: torch.Tensor, probs: torch.Tensor, ids
     bar.close()
     draft.eval()
     tail = losses[-max(1, len(losses) // 10):]
-    return {"steps": step, "final_loss": sum(tail) / len(tail), "wall_time_s": time.perf_counter() - start,
+    return {"steps": step, "final_loss": sum(tail) / len(tail) if tail else None, "wall_time_s": time.perf_counter() - start,
             "stopped_by": stopped_by}
 
 
@@ -378,6 +378,39 @@ def build_draft(cfg: dict, progress: bool = True, force: bool = False) -> tuple[
     return out, True
 
 
+@dataclass
+class TeacherData:
+    split: CorpusSplit
+    vocab_ids: torch.Tensor  # [V_r] ascending
+    windows: torch.Tensor  # [train_sequences, seq_len]
+    probs: torch.Tensor  # [train_sequences, seq_len, top_k]
+    ids: torch.Tensor  # [train_sequences, seq_len, top_k]
+    eval_windows: torch.Tensor  # [eval_sequences, seq_len]
+    target_argmax: torch.Tensor  # [eval_sequences, seq_len]
+    teacher_s: float  # time spent labelling (0 when cached)
+
+
+def teacher_data(target: LoadedModel, recipe: Recipe, resources: Path, progress: bool = True) -> TeacherData:
+    """Steps 1-3: split, reduced vocabulary, windows and the target's labels (cached under
+    ``<resources>/draft-cache/``, keyed by target weights, corpus, windows and top_k)."""
+    tok, tmodel = target.tokenizer, target.model
+    split = split_corpus(recipe, tok)
+    special = [tmodel.config.eos_token_id, tmodel.config.bos_token_id, tmodel.config.pad_token_id]
+    vocab_ids = reduced_vocabulary(split.train, recipe.vocab_size, tmodel.config.vocab_size, special)
+    windows = sample_windows(split.train, recipe.train_sequences, recipe.seq_len, recipe.seed)
+    eval_windows = sample_windows(split.heldout, recipe.eval_sequences, recipe.seq_len, recipe.seed + 1)
+    weights = target.identity["weights_sha256"]
+    key = canonical_hash({"target": weights, "corpus": split.sha256, "windows": canonical_hash(windows.tolist()),
+                          "k": recipe.top_k})
+    ekey = canonical_hash({"target": weights, "windows": canonical_hash(eval_windows.tolist())})
+    t0 = time.perf_counter()
+    probs, ids = _cached(resources / CACHE_DIR / f"train-{key[:16]}.pt",
+                         lambda: teacher_topk(tmodel, windows, recipe.top_k, progress=progress))
+    target_argmax = _cached(resources / CACHE_DIR / f"eval-{ekey[:16]}.pt",
+                            lambda: teacher_topk(tmodel, eval_windows, 1, progress=False)[1][..., 0])
+    return TeacherData(split, vocab_ids, windows, probs, ids, eval_windows, target_argmax, time.perf_counter() - t0)
+
+
 def distil(target: LoadedModel, recipe: Recipe, resources: Path, out: Path, name: str, digest: str,
            distilled: dict, progress: bool = True) -> dict:
     """Steps 1-7 of the module docstring; returns the model card."""
@@ -386,25 +419,12 @@ def distil(target: LoadedModel, recipe: Recipe, resources: Path, out: Path, name
     torch.use_deterministic_algorithms(True)
     try:
         tok, tmodel = target.tokenizer, target.model
-        split = split_corpus(recipe, tok)
-        special = [tmodel.config.eos_token_id, tmodel.config.bos_token_id, tmodel.config.pad_token_id]
-        vocab_ids = reduced_vocabulary(split.train, recipe.vocab_size, tmodel.config.vocab_size, special)
-        windows = sample_windows(split.train, recipe.train_sequences, recipe.seq_len, recipe.seed)
-        eval_windows = sample_windows(split.heldout, recipe.eval_sequences, recipe.seq_len, recipe.seed + 1)
-        key = canonical_hash({"target": target.identity["weights_sha256"], "corpus": split.sha256,
-                              "windows": canonical_hash(windows.tolist()), "k": recipe.top_k})
-        t0 = time.perf_counter()
-        probs, ids = _cached(resources / CACHE_DIR / f"train-{key[:16]}.pt",
-                             lambda: teacher_topk(tmodel, windows, recipe.top_k, progress=progress))
-        ekey = canonical_hash({"target": target.identity["weights_sha256"], "windows": canonical_hash(eval_windows.tolist())})
-        target_argmax = _cached(resources / CACHE_DIR / f"eval-{ekey[:16]}.pt",
-                                lambda: teacher_topk(tmodel, eval_windows, 1, progress=False)[1][..., 0])
-        teacher_s = time.perf_counter() - t0
-
+        data = teacher_data(target, recipe, resources, progress)
+        split, vocab_ids, windows, eval_windows = data.split, data.vocab_ids, data.windows, data.eval_windows
         draft = make_draft(tmodel, recipe, vocab_ids)
-        training = train(draft, recipe, windows, probs, ids, progress)
-        agreement = greedy_agreement(draft, eval_windows, target_argmax)
-        coverage = float(torch.isin(target_argmax, vocab_ids).float().mean())
+        training = train(draft, recipe, windows, data.probs, data.ids, progress)
+        agreement = greedy_agreement(draft, eval_windows, data.target_argmax)
+        coverage = float(torch.isin(data.target_argmax, vocab_ids).float().mean())
     finally:
         torch.use_deterministic_algorithms(deterministic)
     cost = step_cost(draft, tmodel, eval_windows[:1, :64], recipe.cost_steps)
@@ -427,7 +447,7 @@ def distil(target: LoadedModel, recipe: Recipe, resources: Path, out: Path, name
         "corpus": {"spec": recipe.corpus, "sha256": split.sha256, "train_documents": len(split.train),
                    "heldout_documents": split.heldout_ids,
                    "train_tokens_labelled": int(windows.numel())},
-        "training": {**training, "teacher_labels_s": teacher_s, "threads": torch.get_num_threads()},
+        "training": {**training, "teacher_labels_s": data.teacher_s, "threads": torch.get_num_threads()},
         "heldout_greedy_agreement": agreement,
         "heldout_agreement_definition": (f"teacher-forced on {recipe.eval_sequences} held-out corpus windows "
                                          f"of {recipe.seq_len} tokens: fraction of positions where the draft's "
