@@ -94,6 +94,19 @@ def _cmd_check(args) -> int:
     return report.exit_code(args.strict)
 
 
+def _cmd_build_draft(args) -> int:
+    from .config import load_config
+    from .draft import build_draft
+
+    cfg = load_config(args.config)
+    try:
+        path, built = build_draft(cfg, progress=not args.quiet, force=args.force)
+    except ValueError as exc:
+        raise SystemExit(f"decodebench: error: {exc}") from None
+    print(f"draft: {cfg['models']['draft']['name']} -> {path} ({'built' if built else 'up to date'})")
+    return 0
+
+
 def _cmd_make_tiny_model(args) -> int:
     from .testing import make_tiny_model
 
@@ -153,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-prompts", action="store_true", help="do not re-make prompt sets with their loader")
     c.add_argument("--json", action="store_true", help="findings and counts as JSON")
     c.set_defaults(func=_cmd_check)
+
+    b = sub.add_parser("build-draft", help="distil the config's draft model (models.draft.distilled) once")
+    b.add_argument("--config", required=True)
+    b.add_argument("--force", action="store_true", help="rebuild even if an up-to-date draft exists")
+    b.add_argument("--quiet", action="store_true", help="no progress bars")
+    b.set_defaults(func=_cmd_build_draft)
 
     t = sub.add_parser("make-tiny-model", help="write a tiny random-weight model (tests, test configs)")
     t.add_argument("directory")

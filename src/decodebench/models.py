@@ -94,6 +94,11 @@ def materialise(spec: dict, resources_dir: Path | str = "resources") -> Path:
             raise ModelUnavailable(
                 f"draft model '{spec['name']}' has not been built: run "
                 f"`decodebench build-draft --config <config>` (the pipeline's build_draft rule)")
+        built_with = json.loads((out / CARD).read_text()).get("distilled")
+        if built_with != spec["distilled"]:
+            raise ModelUnavailable(
+                f"draft model '{spec['name']}' in {out} was built with another recipe ({built_with}) than "
+                f"models.draft.distilled ({spec['distilled']}): run `decodebench build-draft --config <config>`")
         return out
     if "hf" in spec:
         return None  # loaded by id
@@ -161,7 +166,12 @@ def load_model(spec: dict, device: str = "cpu", dtype: str = "float32",
     torch_dtype = DTYPES[dtype]
     local = materialise(spec, resources_dir)
     if local is not None:
-        model = AutoModelForCausalLM.from_pretrained(local, dtype=torch_dtype)
+        if "distilled" in spec:
+            from .draft import load_draft
+
+            model = load_draft(local, torch_dtype)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(local, dtype=torch_dtype)
         tokenizer = AutoTokenizer.from_pretrained(local)
         identity = _local_identity(spec, local)
     else:
