@@ -260,7 +260,7 @@ def sample_rows(ctx, rows: int) -> tuple[list[list[int]], int, int]:
     """
     model, budget = ctx.target, ctx.budget
     ids = ctx.prompt_ids.expand(rows, -1)  # [rows, prompt]
-    out = model(input_ids=ids, use_cache=True)
+    out = model(input_ids=ids, use_cache=True, logits_to_keep=1)  # only the last position's logits
     cache, logits = out.past_key_values, out.logits[:, -1, :]
     token_steps, kv_peak = ids.numel(), cache_bytes(cache)
     samples: list[list[int]] = [[] for _ in range(rows)]

@@ -146,7 +146,7 @@ def _generate(ctx: GenContext, store_kind: str) -> GenerationOutput:
     n = ctx.num_samples
     max_paths = ctx.params.max_paths or n
     prompt_len = ctx.prompt_ids.shape[1]
-    out = ctx.target(input_ids=ctx.prompt_ids, use_cache=True)
+    out = ctx.target(input_ids=ctx.prompt_ids, use_cache=True, logits_to_keep=1)
     root_logits = out.logits[:, -1, :]  # [1, V]
     if store_kind == "original":
         store = DeepCopyStore(out.past_key_values, prompt_len)
