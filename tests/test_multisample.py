@@ -283,3 +283,10 @@ def test_a_failing_prompt_is_an_error_in_the_result(tiny_config, tmp_path, monke
     assert [e["prompt_index"] for e in result["errors"]] == [1]
     assert "out of memory (simulated)" in result["errors"][0]["message"]
     assert [r["prompt_index"] for r in result["records"]] == [0, 2]
+
+
+def test_cow_refuses_a_model_that_ignores_the_attention_implementation(models, monkeypatch):
+    model = models["llama"]
+    monkeypatch.setattr(model, "set_attn_implementation", lambda name: None)  # as transformers does: warn only
+    with pytest.raises(RuntimeError, match="eab_cow cannot run"):
+        run("eab_cow", model, prompt(), 2)

@@ -214,6 +214,9 @@ def attention_implementation(model, name: str):
     """Run `model` with attention implementation `name`, restoring the previous one after."""
     previous = model.config._attn_implementation
     model.set_attn_implementation(name)
+    if model.config._attn_implementation != name:  # transformers only warns; attending to the suffix alone would be wrong
+        raise RuntimeError(f"{type(model).__name__} does not accept attention implementation '{name}' "
+                           "(it does not use transformers' AttentionInterface); eab_cow cannot run on it")
     try:
         yield
     finally:
