@@ -19,8 +19,8 @@ The algorithm as implemented (``eab_original`` and ``eab_cow`` differ only in th
 6. The N samples: if more than N paths ended (``max_paths > N``), the N with the highest
    cumulative log-probability. If fewer than N, a top-up round starts N - P fresh paths
    from the prompt's KV and runs steps 2-5 with a budget of N - P paths, which returns
-   exactly N - P (paths are never lost, only pruned back to the budget). The round count is
-   recorded in ``extra.topup_paths``.
+   exactly N - P (paths are never lost, only pruned back to the budget). The number of top-up
+   paths is recorded in ``extra.topup_paths``.
 
 Parameters (``EABParams``) and defaults: ``entropy_threshold`` 0.25, ``branch_factor`` 3,
 ``max_paths`` None (= N, the protocol's ``num_samples``).
