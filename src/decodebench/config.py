@@ -6,7 +6,9 @@ needs; its hash (``job_sha256``) is what staleness is judged by.
 
 Shorthands expanded here, so that Snakemake and ``decodebench run`` see the same jobs:
 ``prompt_lengths: [64, 256]`` adds dataset variants ``<dataset>_p64``, ...;
-``generation_lengths: [100, 500]`` adds method variants ``<method>_t100``, ....
+``generation_lengths: [100, 500]`` adds method variants ``<method>_t100``, ...;
+``{method: eab, cache: original | cow | both}`` is ``eab_original`` / ``eab_cow`` / both side by
+side (as ``<name>_original`` and ``<name>_cow``).
 """
 
 from __future__ import annotations
@@ -65,17 +67,18 @@ def load_config(path: str | Path) -> dict:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     validate_config(cfg, path)
-    cfg = expand_config(cfg)
+    cfg = expand_config(cfg, path)
     check_references(cfg, path)
     cfg["_file"] = str(path)
     cfg["_sha256"] = canonical_hash({k: v for k, v in cfg.items() if not k.startswith("_")})
     return cfg
 
 
-def expand_config(cfg: dict) -> dict:
-    """Expand the prompt_lengths / generation_lengths shorthands into named variants."""
+def expand_config(cfg: dict, source: str | Path = "<config>") -> dict:
+    """Expand the prompt_lengths / generation_lengths / eab cache shorthands into named variants."""
     cfg = copy.deepcopy(cfg)
-    for exp in cfg["experiments"].values():
+    for ename, exp in cfg["experiments"].items():
+        exp["methods"] = _expand_eab_cache(exp["methods"], f"{source}: experiments.{ename}.methods")
         if "prompt_lengths" in exp:
             variants = []
             for name in exp["datasets"]:
@@ -95,6 +98,27 @@ def expand_config(cfg: dict) -> dict:
             exp["methods"] = methods
             exp["baseline"] = exp["baseline"]  # baseline refers to the base name; see baseline_for
     return cfg
+
+
+def _expand_eab_cache(methods: dict, where: str) -> dict:
+    """``{method: eab, cache: both}`` -> ``<name>_original`` and ``<name>_cow`` entries."""
+    out = {}
+    for name, spec in methods.items():
+        if spec["method"] != "eab" and "cache" not in spec:
+            out[name] = spec
+            continue
+        if spec["method"] != "eab" or "cache" not in spec:
+            raise ConfigError(f"{where}.{name}: 'cache' goes with method 'eab' and method 'eab' needs "
+                              f"'cache' (original, cow or both); got method '{spec['method']}'"
+                              f"{', cache ' + repr(spec['cache']) if 'cache' in spec else ' without cache'}")
+        caches = ["original", "cow"] if spec["cache"] == "both" else [spec["cache"]]
+        for cache in caches:
+            variant = {k: copy.deepcopy(v) for k, v in spec.items() if k != "cache"}
+            variant["method"] = f"eab_{cache}"
+            if len(caches) > 1 and "label" in variant:
+                variant["label"] = f"{variant['label']} ({cache})"
+            out[f"{name}_{cache}" if len(caches) > 1 else name] = variant
+    return out
 
 
 def check_references(cfg: dict, source: str | Path) -> None:

@@ -2,6 +2,7 @@
 
 from . import MethodSpec, register
 from .dynatree import DynaTreeParams
+from .eab import EABParams
 from .hf_assisted import HFAssistedParams
 from .linear import LinearParams
 from .pld import PLDParams
@@ -15,3 +16,8 @@ register(MethodSpec(id="dynatree", module="dynatree", params_cls=DynaTreeParams,
 register(MethodSpec(id="hf_assisted", module="hf_assisted", params_cls=HFAssistedParams, needs_draft=True,
                     lossless=True))
 register(MethodSpec(id="pld", module="pld", params_cls=PLDParams, lossless=True))
+
+register(MethodSpec(id="naive", module="naive", greedy=False, multi_sample=True))
+register(MethodSpec(id="naive_batched", module="naive_batched", greedy=False, multi_sample=True))
+register(MethodSpec(id="eab_original", module="eab_original", params_cls=EABParams, greedy=False, multi_sample=True))
+register(MethodSpec(id="eab_cow", module="eab_cow", params_cls=EABParams, greedy=False, multi_sample=True))

@@ -1,0 +1,292 @@
+"""Multi-sample methods: naive, naive_batched, eab_original, eab_cow (tiny random Llama/NeoX, fp32)."""
+
+import copy
+import json
+
+import pytest
+import torch
+import yaml
+from transformers import AutoModelForCausalLM, DynamicCache, GenerationConfig
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+from decodebench import harness
+from decodebench.config import ConfigError, expand_config, load_config
+from decodebench.measurement import Tracker
+from decodebench.methods import Budget, GenContext, eab, get_method
+from decodebench.multisample import SharedPrefixStore, cache_bytes, shared_prefix_attention
+from decodebench.results import load_result
+
+METHODS = ["naive", "naive_batched", "eab_original", "eab_cow"]
+
+
+@pytest.fixture(scope="module")
+def models(tiny_models):
+    return {arch: AutoModelForCausalLM.from_pretrained(tiny_models[arch]).eval() for arch in ("llama", "gpt_neox")}
+
+
+def prompt(length=24, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(1, 300, (1, length), generator=g)
+
+
+def run(method_id, model, ids, n, max_new_tokens=10, params=None, seed=0, eos=None, temperature=1.0):
+    spec = get_method(method_id)
+    torch.manual_seed(seed)  # as the harness does before each measured generation
+    with Tracker("cpu").measure() as m:
+        ctx = GenContext(target=model, draft=None, prompt_ids=ids,
+                         budget=Budget(max_new_tokens, frozenset(eos) if eos else None),
+                         params=spec.make_params(params or {}), clock=m, seed=seed, num_samples=n,
+                         temperature=temperature)
+        return spec.generate(ctx)
+
+
+def hf_samples(model, ids, n, max_new_tokens, seed, temperature=1.0):
+    torch.manual_seed(seed)
+    gen = GenerationConfig(max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, do_sample=True,
+                           top_k=0, top_p=1.0, temperature=temperature, num_return_sequences=n,
+                           eos_token_id=None, pad_token_id=0)
+    return model.generate(ids, generation_config=gen)[:, ids.shape[1]:].tolist()
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt_neox"])
+def test_naive_methods_sample_as_transformers_does(models, arch):
+    model, ids = models[arch], prompt()
+    for seed in (0, 1):
+        assert run("naive", model, ids, 1, seed=seed, temperature=0.7).samples == \
+            hf_samples(model, ids, 1, 10, seed, temperature=0.7)
+        assert run("naive_batched", model, ids, 3, seed=seed).samples == hf_samples(model, ids, 3, 10, seed)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt_neox"])
+@pytest.mark.parametrize("method", ["eab_original", "eab_cow"])
+def test_eab_one_path_without_branching_is_sampling_ar(models, arch, method):
+    model, ids = models[arch], prompt()
+    for seed in (0, 1, 2):
+        out = run(method, model, ids, 1, max_new_tokens=12, params={"entropy_threshold": 1.0}, seed=seed)
+        assert out.samples == run("naive", model, ids, 1, max_new_tokens=12, seed=seed).samples
+        assert out.stats["branch_points"] == 0
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt_neox"])
+@pytest.mark.parametrize("case", [
+    {"n": 6, "params": {}},
+    {"n": 5, "params": {"branch_factor": 4, "max_paths": 9}},  # more paths than samples: pruning + selection
+    {"n": 4, "params": {"max_paths": 2}},  # budget below N: a top-up round
+    {"n": 6, "params": {}, "eos": range(0, 320, 7)},  # paths end early
+])
+def test_original_and_cow_give_identical_samples(models, arch, case):
+    model, ids = models[arch], prompt(40, seed=3)
+    a = run("eab_original", model, ids, case["n"], params=case["params"], seed=5, eos=case.get("eos"))
+    b = run("eab_cow", model, ids, case["n"], params=case["params"], seed=5, eos=case.get("eos"))
+    assert a.samples == b.samples
+    assert a.stats["branch_points"] > 0  # the comparison covers branching, not one lone path
+    assert {k: v for k, v in a.stats.items() if k != "extra"} == {k: v for k, v in b.stats.items() if k != "extra"}
+    assert a.stats["extra"]["sample_branch_steps"] == b.stats["extra"]["sample_branch_steps"]
+    assert a.stats["extra"]["sample_logprob"] == pytest.approx(b.stats["extra"]["sample_logprob"], abs=1e-4)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("n, params, eos", [
+    (1, {}, None), (7, {}, None), (5, {"entropy_threshold": 1.0}, None),  # no branching: top-up
+    (5, {"max_paths": 12, "branch_factor": 5}, None), (6, {}, range(0, 320, 5)),
+])
+def test_exactly_n_samples(models, method, n, params, eos):
+    params = params if method.startswith("eab") else {}
+    out = run(method, models["llama"], prompt(), n, max_new_tokens=8, params=params, eos=eos)
+    assert len(out.samples) == out.stats["num_samples"] == n
+    assert all(1 <= len(s) <= 8 for s in out.samples)
+    if eos is None:
+        assert all(len(s) == 8 for s in out.samples)
+    else:  # a sample ends exactly at its first EOS
+        assert all(len(s) == 8 or (s[-1] in eos and not set(s[:-1]) & set(eos)) for s in out.samples)
+    assert out.num_new_tokens == sum(len(s) for s in out.samples)
+    if method.startswith("eab"):
+        extra = out.stats["extra"]
+        assert len(extra["sample_logprob"]) == len(extra["sample_branch_steps"]) == n
+        assert all(lp < 0 for lp in extra["sample_logprob"])
+
+
+def test_eab_topup_when_branching_never_fires(models):
+    out = run("eab_cow", models["llama"], prompt(), 4, params={"entropy_threshold": 1.0})
+    assert out.stats["final_paths"] == 1 and out.stats["extra"]["topup_paths"] == 3
+    assert len(set(map(tuple, out.samples))) == 4  # independent samples, not copies
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_token_steps_count_every_position_the_model_computed(models, method):
+    """token_steps equals the positions fed to the model, counted by a hook on its forward."""
+    model, ids = models["llama"], prompt(30)
+    fed = []
+    hook = model.model.register_forward_pre_hook(lambda mod, args, kwargs: fed.append(kwargs["input_ids"].numel()),
+                                                 with_kwargs=True)
+    try:
+        out = run(method, model, ids, 5, max_new_tokens=9, eos=range(0, 320, 11))
+    finally:
+        hook.remove()
+    assert out.stats["token_steps"] == sum(fed)
+    if method.startswith("naive"):  # every sample re-encodes the prompt; its last token is never fed
+        assert out.stats["token_steps"] == 5 * 30 + sum(len(s) - 1 for s in out.samples)
+    else:  # the prompt once; far fewer positions than independent samples
+        assert sum(fed[1:]) == out.stats["token_steps"] - 30 and fed[0] == 30
+        assert out.stats["token_steps"] < 2 * 30 + sum(len(s) for s in out.samples)
+
+
+def test_shared_prefix_attention_equals_sdpa_on_concatenated_keys():
+    torch.manual_seed(0)
+    paths, heads, kv_heads, dim, prompt_len, suffix = 3, 4, 2, 8, 11, 5
+
+    class Module:
+        layer_idx = 0
+        num_key_value_groups = heads // kv_heads
+        is_causal = True
+        training = False
+
+    prefill = DynamicCache()
+    pk, pv = torch.randn(1, kv_heads, prompt_len, dim), torch.randn(1, kv_heads, prompt_len, dim)
+    prefill.update(pk, pv, 0)
+    store = SharedPrefixStore(prefill, prompt_len, capacity=suffix)
+    store.start(paths)
+    sk, sv = torch.randn(paths, kv_heads, suffix, dim), torch.randn(paths, kv_heads, suffix, dim)
+    keys, values = store.cache.layers[0].update(sk, sv)
+    query = torch.randn(paths, heads, 1, dim)
+    got, _ = shared_prefix_attention(Module(), query, keys, values, None, scaling=dim ** -0.5,
+                                     shared_prefix=store.cache)
+    full_k = torch.cat([pk.expand(paths, -1, -1, -1), sk], dim=2)
+    full_v = torch.cat([pv.expand(paths, -1, -1, -1), sv], dim=2)
+    want, _ = sdpa_attention_forward(Module(), query, full_k, full_v, None, scaling=dim ** -0.5)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_cow_shares_the_prompt_and_stores_only_generated_tokens(models):
+    """The prefix stays one [1, ...] tensor, never copied while paths branch; suffixes are per path."""
+    model, ids = models["llama"], prompt(50)
+    with torch.inference_mode():
+        out = model(input_ids=ids, use_cache=True)
+        store = SharedPrefixStore(out.past_key_values, 50, capacity=4)
+        pointers = [layer.prefix_keys.data_ptr() for layer in store.cache.layers]
+        store.start(1)
+        with store.session(model):
+            store.forward(model, torch.tensor([5]), 50)
+            store.select(torch.tensor([0, 0, 0]))  # branch into three children
+            logits = store.forward(model, torch.tensor([6, 7, 8]), 51)
+    assert logits.shape[0] == 3
+    for layer, ptr in zip(store.cache.layers, pointers):
+        assert layer.prefix_keys.data_ptr() == ptr and layer.prefix_keys.shape[0] == 1
+        assert layer.keys.shape[0] == 3 and layer.length == 2
+        torch.testing.assert_close(layer.keys[1, :, 0], layer.keys[0, :, 0])  # the parent's token, copied
+    assert model.config._attn_implementation == "sdpa"  # restored after the session
+
+
+def test_cow_holds_less_kv_than_original_on_a_long_prompt(models):
+    """Structural memory: peak key/value bytes held, long prompt, many samples."""
+    model, ids, n, new = models["llama"], prompt(400), 8, 6
+    original = run("eab_original", model, ids, n, max_new_tokens=new)
+    cow = run("eab_cow", model, ids, n, max_new_tokens=new)
+    assert original.samples == cow.samples
+    cfg = model.config
+    per_position = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * (cfg.hidden_size // cfg.num_attention_heads) * 4
+    # cow: the prompt once + per-path suffix buffers of max_new_tokens; original: a prompt copy per path
+    assert cow.stats["extra"]["kv_peak_bytes"] == per_position * (400 + n * new)
+    assert original.stats["extra"]["kv_peak_bytes"] >= per_position * (n + 1) * 400
+    assert cow.stats["extra"]["kv_peak_bytes"] * 4 < original.stats["extra"]["kv_peak_bytes"]
+
+
+def test_eab_params_are_validated():
+    spec = get_method("eab_cow")
+    assert spec.resolve_params({}) == {"entropy_threshold": 0.25, "branch_factor": 3, "max_paths": None}
+    for bad in ({"branch_factor": 1}, {"max_paths": 0}, {"entropy_threshold": -0.1}, {"threshold": 0.2}):
+        with pytest.raises(ValueError):
+            spec.make_params(bad)
+
+
+def test_children_per_path_shrinks_as_the_budget_fills():
+    # budget 10, 1 used: the most uncertain path first
+    assert eab.children_per_path([0.9], 0.5, 3, 10, 1) == [3]
+    assert eab.children_per_path([0.9, 0.2, 0.8], 0.5, 3, 10, 3) == [3, 1, 2]  # 7 left, then 5
+    assert eab.children_per_path([0.9, 0.8], 0.5, 3, 10, 9) == [2, 1]  # one slot left
+    assert eab.children_per_path([0.9, 0.8], 0.5, 3, 10, 10) == [1, 1]  # full
+    assert eab.children_per_path([0.9], 0.5, 5, 20, 15) == [2]  # 1 + ceil(4 * 5 / 20)
+    assert eab.children_per_path([0.9], 0.5, 5, 20, 1) == [5]  # 1 + ceil(4 * 19 / 20)
+
+
+# --- config and harness ---------------------------------------------------------------------
+
+def multisample_config(tiny_config, tmp_path, methods=None):
+    cfg = yaml.safe_load(tiny_config.read_text())
+    cfg["protocol"]["num_samples"] = 4
+    cfg["protocol"]["max_new_tokens"] = 6
+    cfg["experiments"]["multisample"] = {
+        "baseline": "naive", "datasets": ["docs"],
+        "methods": methods or {"naive": {"method": "naive"}, "naive_batched": {"method": "naive_batched"},
+                               "eab": {"method": "eab", "cache": "both", "params": {"entropy_threshold": 0.5}}},
+    }
+    path = tmp_path / "multisample.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def test_cache_both_runs_the_two_eab_variants_side_by_side(tiny_config, tmp_path):
+    cfg = load_config(multisample_config(tiny_config, tmp_path))
+    methods = cfg["experiments"]["multisample"]["methods"]
+    assert list(methods) == ["naive", "naive_batched", "eab_original", "eab_cow"]
+    assert methods["eab_original"] == {"method": "eab_original", "params": {"entropy_threshold": 0.5}}
+    assert methods["eab_cow"]["method"] == "eab_cow"
+    one = load_config(multisample_config(tiny_config, tmp_path, {"naive": {"method": "naive"},
+                                                                 "e": {"method": "eab", "cache": "cow"}}))
+    assert one["experiments"]["multisample"]["methods"]["e"] == {"method": "eab_cow"}
+
+
+@pytest.mark.parametrize("bad", [{"method": "eab"}, {"method": "naive", "cache": "cow"}])
+def test_cache_goes_with_method_eab_only(tiny_config, tmp_path, bad):
+    path = multisample_config(tiny_config, tmp_path, {"naive": {"method": "naive"}, "x": bad})
+    with pytest.raises(ConfigError, match=r"multisample\.yaml: experiments\.multisample\.methods\.x: 'cache'"):
+        load_config(path)
+
+
+def test_run_job_for_each_method(tiny_config, tmp_path):
+    cfg = load_config(multisample_config(tiny_config, tmp_path))
+    hashes = {}
+    for method in METHODS:
+        out = tmp_path / f"{method}.json"
+        harness.run_job(cfg, "multisample", "docs", method, out=out, progress=False)
+        result = load_result(out)  # validates against the schema
+        assert result["protocol"]["num_samples"] == 4
+        assert result["protocol"]["prompts_requested"] == result["protocol"]["prompts_measured"] == 3
+        assert not result["errors"]
+        for r in result["records"]:
+            assert r["num_samples"] == 4 and r["new_tokens"] == 4 * 6
+            assert r["token_steps"] > 0 and r["final_paths"] >= 1
+            assert r["peak_memory_overhead_mb"] >= 0
+        hashes[method] = [r["output_sha256"] for r in result["records"]]
+        if method.startswith("eab"):
+            assert result["method"]["params"] == {"entropy_threshold": 0.5, "branch_factor": 3, "max_paths": None}
+    assert hashes["eab_original"] == hashes["eab_cow"]
+    assert hashes["naive"] != hashes["eab_cow"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_failing_prompt_is_an_error_in_the_result(tiny_config, tmp_path, monkeypatch, method):
+    cfg = load_config(multisample_config(tiny_config, tmp_path))
+    spec = get_method(method)
+    real = spec.generate
+
+    def failing_on_prompt_1(ctx):
+        if ctx.seed == cfg["seed"] + 1:  # the harness seeds prompt i with seed + i
+            raise RuntimeError("out of memory (simulated)")
+        return real(ctx)
+
+    monkeypatch.setattr(type(spec), "generate", property(lambda self: failing_on_prompt_1))
+    out = tmp_path / "r.json"
+    harness.run_job(cfg, "multisample", "docs", method, out=out, progress=False)
+    result = json.loads(out.read_text())
+    assert result["protocol"]["prompts_requested"] == 3 and result["protocol"]["prompts_measured"] == 2
+    assert [e["prompt_index"] for e in result["errors"]] == [1]
+    assert "out of memory (simulated)" in result["errors"][0]["message"]
+    assert [r["prompt_index"] for r in result["records"]] == [0, 2]
+
+
+def test_cow_refuses_a_model_that_ignores_the_attention_implementation(models, monkeypatch):
+    model = models["llama"]
+    monkeypatch.setattr(model, "set_attn_implementation", lambda name: None)  # as transformers does: warn only
+    with pytest.raises(RuntimeError, match="eab_cow cannot run"):
+        run("eab_cow", model, prompt(), 2)
