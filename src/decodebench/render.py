@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
 from markupsafe import Markup
 
 from . import analysis
@@ -62,7 +63,13 @@ def latex_escape(value) -> Markup:
 
 
 def _missing(x) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
+    """None, NaN or pandas' NA."""
+    if x is None:
+        return True
+    try:
+        return bool(pd.isna(x))
+    except (TypeError, ValueError):
+        return False
 
 
 class Formats:
@@ -155,11 +162,15 @@ def _macro(value) -> Markup:
 # ----------------------------------------------------------------------------- table helpers
 
 def _datasets(df) -> list[tuple[str, str]]:
-    """(name, label) in table order."""
-    seen = {}
+    """(name, label) in table order; variants of one dataset (same label, prompt_lengths)
+    are told apart by their prompt length."""
+    seen, tokens = {}, {}
     for _, r in df.iterrows():
         seen.setdefault(r["dataset"], r["dataset_label"])
-    return list(seen.items())
+        tokens.setdefault(r["dataset"], r.get("prompt_tokens_config"))
+    labels = list(seen.values())
+    return [(d, f"{lab}, {int(tokens[d])} tokens" if labels.count(lab) > 1 and not _missing(tokens[d]) else lab)
+            for d, lab in seen.items()]
 
 
 def _methods(df) -> list[tuple[str, str]]:
@@ -215,8 +226,9 @@ def grouped_table(df, fmt: Formats, columns: list[tuple[str, Callable, str | Non
         "subheaders": [Markup(h) for h, _, _ in columns],
         "average": [Markup(h) for h, _, _ in average or []],
         "per_dataset": len(columns),
-        # wider than a column: span both (table*)
-        "float": "table*" if len(datasets) * len(columns) + len(average or []) > 4 else "table",
+        # more than five numbers a row: span both columns (table*); narrower tables are
+        # shrunk to the column width when they do not fit (adjustbox max width)
+        "float": "table*" if len(datasets) * len(columns) + len(average or []) > 5 else "table",
         "colspec": "l" + " ".join("r" * len(columns) for _ in datasets) + (" " + "r" * len(average) if average else ""),
         "rows": [[c.tex for c in r] for r in bold_best(rows, best)],
         "empty": not rows,
@@ -385,11 +397,11 @@ def render_memory(ctx: Context, experiment: str, df) -> None:
     ctx.write_table("memory", "memory.tex", table=grouped_table(df, fmt, [
         ("peak (MB)", _cell(fmt, "memory_mb", "peak_memory_mb_mean"), "min")], average=[
         ("average (MB)", _cell(fmt, "memory_mb", "peak_memory_mb_mean"), "min"),
-        ("change vs.\\ baseline", _pct_cell(fmt, "peak_memory_change_pct"), None)]),
+        ("rel. change", _pct_cell(fmt, "peak_memory_change_pct"), None)]),
         overhead=grouped_table(df, fmt, [
             ("overhead (MB)", _cell(fmt, "memory_mb", "peak_memory_overhead_mb_mean"), "min")], average=[
             ("average (MB)", _cell(fmt, "memory_mb", "peak_memory_overhead_mb_mean"), "min"),
-            ("change vs.\\ baseline", _pct_cell(fmt, "overhead_change_pct"), None)]))
+            ("rel. change", _pct_cell(fmt, "overhead_change_pct"), None)]))
     avg = analysis.across_datasets(df)
     base = avg[avg["method"] == avg["baseline"]]
     if not base.empty:
