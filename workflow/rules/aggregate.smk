@@ -9,6 +9,8 @@ rule aggregate:
         "results/tables/{study}/{experiment}.csv",
     log:
         "logs/{study}/aggregate/{experiment}.log",
+    conda:
+        "../envs/decodebench.yaml"
     params:
         config_file=CONFIG_FILE,
     script:

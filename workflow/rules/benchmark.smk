@@ -10,6 +10,8 @@ if not imported(CFG):
             "results/raw/{study}/{experiment}/{dataset}/{method}.json",
         log:
             "logs/{study}/benchmark/{experiment}/{dataset}/{method}.log",
+        conda:
+            "../envs/decodebench.yaml"
         params:
             config_file=CONFIG_FILE,
         # CPU: a job takes every core the run is given, so measurements never overlap.
@@ -29,6 +31,8 @@ else:
             directory(f"results/raw/{STUDY}"),
         log:
             f"logs/{STUDY}/import.log",
+        conda:
+            "../envs/decodebench.yaml"
         params:
             format=CFG["import"]["format"] if imported(CFG) else None,
             study=STUDY,

@@ -9,6 +9,8 @@ rule check:
         check_report(),
     log:
         f"logs/{STUDY}/check.log",
+    conda:
+        "../envs/decodebench.yaml"
     params:
         config_file=CONFIG_FILE,
     shell:

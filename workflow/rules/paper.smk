@@ -10,6 +10,9 @@ rule paper:
         PAPER_PDF,
     log:
         f"logs/{STUDY}/paper.log",
+    # With --sdm apptainer: TeX Live's official image; otherwise the local latexmk.
+    container:
+        "docker://texlive/texlive:latest"
     shell:
         "if ! command -v latexmk > /dev/null; then "
         "echo 'latexmk not found: run `make tex` (as root, on Debian/Ubuntu) or install latexmk, "

@@ -7,6 +7,8 @@ rule prepare_model:
         f"{RESOURCES}/models/{{model}}/decodebench_model.json",
     log:
         f"logs/{STUDY}/prepare_model/{{model}}.log",
+    conda:
+        "../envs/decodebench.yaml"
     params:
         config_file=CONFIG_FILE,
         role=lambda wc: next(r for r, m in CFG["models"].items() if m["name"] == wc.model),
@@ -25,6 +27,8 @@ rule prepare_prompts:
         f"{RESOURCES}/prompts/{STUDY}/{{dataset}}.jsonl",
     log:
         f"logs/{STUDY}/prepare_prompts/{{dataset}}.log",
+    conda:
+        "../envs/decodebench.yaml"
     params:
         config_file=CONFIG_FILE,
     shell:

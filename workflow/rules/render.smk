@@ -13,6 +13,8 @@ rule render:
         manifest=MANIFEST,
     log:
         f"logs/{STUDY}/render.log",
+    conda:
+        "../envs/decodebench.yaml"
     params:
         config_file=CONFIG_FILE,
     script:
