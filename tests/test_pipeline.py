@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -180,3 +181,35 @@ def test_lint_is_clean(workspace):
     ws, args = workspace
     proc = snakemake(ws, *args, "--lint")
     assert "Congratulations" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+def test_shipped_configs_validate(name):
+    from decodebench.config import check_references, expand_config, validate_config
+
+    path = REPO / "config" / name
+    cfg = yaml.safe_load(path.read_text())
+    validate_config(cfg, path)
+    check_references(expand_config(cfg), path)
+
+
+def test_paper_config_plans_one_gpu_job_per_experiment_dataset_method(workspace):
+    ws, _ = workspace
+    out = dry_run(ws, ["--configfile", "config/paper.yaml"])
+    # 12 (main) + 8 (memory) + 12 (length) + 9 (prompt_length) + 1 + 36 + 4 (sweep)
+    # + 8 (ablation) + 12 (multisample)
+    assert re.search(r"^benchmark\s+102$", out, re.M), out[-2500:]
+    assert "results/raw/paper/sweep/wikitext/tree_d4_b3_tau0.05.json" in out
+    assert "gpu=1" in out
+
+
+def test_import_config_plans_import_instead_of_benchmarks(workspace):
+    ws, _ = workspace
+    cfg = yaml.safe_load((ws / "config" / "test.yaml").read_text())
+    cfg["study"] = "imported"
+    cfg["import"] = {"format": "dynatree", "path": "docs.jsonl"}
+    (ws / "config" / "import.yaml").write_text(yaml.safe_dump(cfg))
+    out = dry_run(ws, ["--configfile", "config/import.yaml"])
+    assert "rule import_results" in out and "rule benchmark" not in out, out[-3000:]
+    assert "decodebench import --format dynatree docs.jsonl --out results/raw/imported --study imported" in out
+    assert "rule aggregate" in out and "rule render" in out
