@@ -1,8 +1,9 @@
 """Snakemake: one experiment's result files -> its tidy table (decodebench.analysis)."""
 import sys
 
-from decodebench.analysis import aggregate_files, result_files, write_table
+from decodebench.analysis import aggregate_files, write_table
 from decodebench.config import load_config
+from decodebench.layout import result_files
 
 sys.stderr = open(snakemake.log[0], "w")
 cfg = load_config(snakemake.params.config_file)

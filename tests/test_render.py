@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from decodebench.analysis import aggregate_files, result_files, table_path, write_table
+from decodebench.analysis import aggregate_files, write_table
+from decodebench.layout import result_files, table_path
 from decodebench.config import expand_config, validate_config
-from decodebench.render import Formats, artifacts, bold_best, Cell, latex_escape, render_all
+from decodebench.layout import artifacts
+from decodebench.render import Cell, Formats, bold_best, latex_escape, render_all
 from decodebench.results import file_sha256
 from pipeline.synthetic import record, result, write
 

@@ -19,8 +19,7 @@ dataset; with ``generation_lengths`` the baseline variant of the same budget):
   of the mean peak memory and of the mean peak over the pre-generation baseline;
 - ``memory_ratio`` and ``overhead_ratio``: method / baseline of the same means.
 
-Paths: ``results/raw/<study>/<experiment>/<dataset>/<method>.json`` (``result_path``) and
-``results/tables/<study>/<experiment>.csv`` (``table_path``).
+Paths come from ``decodebench.layout``.
 """
 
 from __future__ import annotations
@@ -43,29 +42,6 @@ IDENTITY = ("experiment", "dataset", "dataset_label", "prompt_tokens_config", "m
             "method_label", "params", "max_new_tokens", "num_samples_config", "baseline", "kind",
             "prompts_measured", "errors")
 CSV_FLOAT_FORMAT = "%.10g"
-
-
-def result_path(study: str, experiment: str, dataset: str, method: str) -> str:
-    return f"results/raw/{study}/{experiment}/{dataset}/{method}.json"
-
-
-def table_path(study: str, experiment: str) -> str:
-    return f"results/tables/{study}/{experiment}.csv"
-
-
-def imported(cfg: dict) -> bool:
-    """Whether the study's results come from `decodebench import` instead of benchmark jobs."""
-    return bool(cfg.get("import"))
-
-
-def result_files(cfg: dict, experiment: str, root: Path | str = ".") -> list[str]:
-    """The experiment's result files (relative to root): from the config for measured studies;
-    for imported ones, whatever the importer wrote under results/raw/<study>/<experiment>/."""
-    if imported(cfg):
-        base = Path(root) / "results" / "raw" / cfg["study"] / experiment
-        return sorted(str(p.relative_to(root)) for p in base.rglob("*.json"))
-    exp = cfg["experiments"][experiment]
-    return [result_path(cfg["study"], experiment, d, m) for d in exp["datasets"] for m in exp["methods"]]
 
 
 def baseline_for(exp: dict, method: str) -> str:

@@ -67,7 +67,8 @@ def _cmd_make_tiny_model(args) -> int:
 
 
 def _cmd_aggregate(args) -> int:
-    from .analysis import aggregate_files, result_files, table_path, write_table
+    from .analysis import aggregate_files, write_table
+    from .layout import result_files, table_path
     from .config import load_config
 
     cfg = load_config(args.config)
@@ -81,7 +82,8 @@ def _cmd_aggregate(args) -> int:
 
 def _cmd_render(args) -> int:
     from .config import load_config
-    from .render import MANIFEST, render_all, write_manifest
+    from .layout import MANIFEST
+    from .render import render_all, write_manifest
 
     cfg = load_config(args.config)
     artifacts = render_all(cfg, Path(args.out))

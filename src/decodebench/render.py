@@ -7,9 +7,9 @@ Presentation only: every number shown comes from ``results/tables/<study>/<exper
 provenance; nothing is measured or recomputed here beyond choosing, averaging over datasets
 (``analysis.across_datasets``) and formatting.
 
-Which artifacts exist depends on the config only (``artifacts``), so Snakemake knows them
-before anything runs: each experiment id has a renderer (``RENDERERS``); an id without one
-gets the generic results table. Inside a table the rows and columns come from the data, in
+Which artifacts exist depends on the config only (``layout.artifacts``), so Snakemake knows
+them before anything runs: each experiment id has a renderer (``RENDERERS``); an id without
+one gets the generic results table. Inside a table the rows and columns come from the data, in
 the config's order, so a method configuration added to the config appears everywhere
 without code changes.
 
@@ -34,11 +34,10 @@ from typing import Callable
 import pandas as pd
 from markupsafe import Markup
 
-from . import analysis
+from . import analysis, layout
+from .layout import GENERATED, MANIFEST, artifacts
 from .results import atomic_write_text, file_sha256
 
-GENERATED = "paper/generated"
-MANIFEST = "results/MANIFEST.json"
 MANIFEST_VERSION = "1.0"
 
 # Decimal places per kind of number; a config's `formats` overrides them.
@@ -536,41 +535,12 @@ def render_generic(ctx: Context, experiment: str, df) -> None:
         ("peak (MB)", _cell(fmt, "memory_mb", "peak_memory_mb_mean"), "min")]))
 
 
-# experiment id -> (renderer, artifacts relative to paper/generated/)
-RENDERERS: dict[str, tuple[Callable, tuple[str, ...]]] = {
-    "main": (render_main, ("tables/main.tex", "tables/latency.tex", "tables/acceptance.tex", "figures/main")),
-    "memory": (render_memory, ("tables/memory.tex",)),
-    "length": (render_length, ("figures/length",)),
-    "prompt_length": (render_prompt_length, ("figures/prompt_length",)),
-    "sweep": (render_sweep, ("tables/sweep.tex", "figures/sweep")),
-    "ablation": (render_ablation, ("tables/ablation.tex",)),
-    "multisample": (render_multisample, ("tables/multisample.tex", "figures/multisample")),
+# experiment id -> renderer; the files each writes are listed in layout.EXPERIMENT_ARTIFACTS
+RENDERERS: dict[str, Callable] = {
+    "main": render_main, "memory": render_memory, "length": render_length,
+    "prompt_length": render_prompt_length, "sweep": render_sweep, "ablation": render_ablation,
+    "multisample": render_multisample,
 }
-COMMON = ("numbers.tex", "setup.tex", "study.tex")
-
-
-def experiment_artifacts(experiment: str) -> list[str]:
-    """Files (relative to the repository root) rendered for one experiment; a figure is a
-    PDF (paper) and a PNG (report)."""
-    names = RENDERERS[experiment][1] if experiment in RENDERERS else (f"tables/{experiment}.tex",)
-    out = []
-    for n in names:
-        out += [f"{GENERATED}/{n}.pdf", f"{GENERATED}/{n}.png"] if n.startswith("figures/") else [f"{GENERATED}/{n}"]
-    return out
-
-
-def artifacts(cfg: dict) -> dict[str, list[str]]:
-    """{artifact path: experiments it is rendered from}, known from the config alone."""
-    out = {f"{GENERATED}/{n}": sorted(cfg["experiments"]) for n in COMMON}
-    for e in cfg["experiments"]:
-        for a in experiment_artifacts(e):
-            out[a] = [e]
-    return dict(sorted(out.items()))
-
-
-def figures(cfg: dict) -> list[str]:
-    """The PNG figures (for the report)."""
-    return [a for a in artifacts(cfg) if a.endswith(".png")]
 
 
 # ----------------------------------------------------------------------------- figures
@@ -850,12 +820,12 @@ def render_all(cfg: dict, out_dir: Path, root: Path | str = ".") -> dict:
                   tables={}, numbers=[], flags=[])
     inputs, all_results = {}, []
     for e in sorted(cfg["experiments"]):
-        files = analysis.result_files(cfg, e, root)
+        files = layout.result_files(cfg, e, root)
         inputs[e] = {f: file_sha256(root / f) for f in files}
         all_results += [load_result(root / f) for f in files]
-        ctx.tables[e] = analysis.read_table(root / analysis.table_path(cfg["study"], e))
+        ctx.tables[e] = analysis.read_table(root / layout.table_path(cfg["study"], e))
     for e, df in ctx.tables.items():
-        renderer = RENDERERS.get(e, (render_generic,))[0]
+        renderer = RENDERERS.get(e, render_generic)
         renderer(ctx, e, df)
         _value_numbers(ctx, e, df)
     write_setup(ctx, all_results)

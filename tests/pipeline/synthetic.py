@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from decodebench.analysis import result_path
+from decodebench.layout import result_path
 from decodebench.results import summarise, write_result
 
 SHA = "0" * 64

@@ -1,14 +1,13 @@
 # Config validation, wildcard constraints and the input functions that turn the config into
-# file lists. Paths are built by decodebench.analysis / decodebench.render, nowhere else.
+# file lists. Paths are built by decodebench.layout (and prompts.prompt_file), nowhere else.
 from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
 
-from decodebench.analysis import imported, result_files, table_path
 from decodebench.config import ConfigError, expand_config, validate_config
+from decodebench.layout import MANIFEST, artifacts, figures, imported, result_files, table_path
 from decodebench.prompts import prompt_file
-from decodebench.render import MANIFEST, artifacts, figures
 
 
 CONFIG_FILE = workflow.overwrite_configfiles[-1] if workflow.overwrite_configfiles else "config/config.yaml"

@@ -24,7 +24,7 @@ rule prepare_prompts:
     input:
         [ancient(m) for m in prepared_models()],
     output:
-        f"{RESOURCES}/prompts/{STUDY}/{{dataset}}.jsonl",
+        str(prompt_file(RESOURCES, STUDY, "{dataset}")),
     log:
         f"logs/{STUDY}/prepare_prompts/{{dataset}}.log",
     conda:
