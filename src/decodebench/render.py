@@ -416,38 +416,39 @@ def render_memory(ctx: Context, experiment: str, df) -> None:
         ctx.number(f"{p}SmallestIncrease", fmt.pct(lo["peak_memory_change_pct"]))
 
 
+def _base_label(r) -> str:
+    """A length variant's label without its budget suffix (a config label has none)."""
+    if r["method_label"] != r["method"]:
+        return r["method_label"]
+    return r["method"].rsplit("_t", 1)[0] if "_t" in r["method"] else r["method"]
+
+
+def _range_numbers(ctx: Context, experiment: str, df, column: str) -> None:
+    """<P>Shortest/<P>Longest values of `column`, and the best speedup (and its method) at each."""
+    fmt, p = ctx.fmt, macro_prefix(experiment)
+    lengths = sorted(int(x) for x in df[column].dropna().unique())
+    if not lengths:
+        return
+    ctx.number(f"{p}Shortest", str(lengths[0]))
+    ctx.number(f"{p}Longest", str(lengths[-1]))
+    for tag, length in (("Shortest", lengths[0]), ("Longest", lengths[-1])):
+        best = _best_row(df[df[column] == length], "speedup")
+        if best is not None:
+            ctx.number(f"{p}BestSpeedupAt{tag}", fmt.speedup(best["speedup"]))
+            ctx.number(f"{p}BestMethodAt{tag}", _base_label(best))
+
+
 def render_length(ctx: Context, experiment: str, df) -> None:
     """Generation-length scaling: method variants <m>_t<T> -> throughput and speedup vs T."""
-    fmt = ctx.fmt
-    p = macro_prefix(experiment)
-    figure_lines(ctx, df, "length", x="max_new_tokens", xlabel="new tokens",
-                 base=lambda r: r["method"].rsplit("_t", 1)[0] if "_t" in r["method"] else r["method"])
-    lengths = sorted(int(x) for x in df["max_new_tokens"].dropna().unique())
-    if lengths:
-        ctx.number(f"{p}Shortest", str(lengths[0]))
-        ctx.number(f"{p}Longest", str(lengths[-1]))
-        for tag, length in (("Shortest", lengths[0]), ("Longest", lengths[-1])):
-            best = _best_row(df[df["max_new_tokens"] == length], "speedup")
-            if best is not None:
-                ctx.number(f"{p}BestSpeedupAt{tag}", fmt.speedup(best["speedup"]))
-                ctx.number(f"{p}BestMethodAt{tag}", best["method_label"].rsplit("_t", 1)[0])
+    figure_lines(ctx, df, "length", x="max_new_tokens", xlabel="new tokens", line=_base_label)
+    _range_numbers(ctx, experiment, df, "max_new_tokens")
 
 
 def render_prompt_length(ctx: Context, experiment: str, df) -> None:
     """Prompt-length sensitivity: dataset variants <d>_p<L> -> speedup vs L."""
-    fmt = ctx.fmt
-    p = macro_prefix(experiment)
     figure_lines(ctx, df, "prompt_length", x="prompt_tokens_config", xlabel="prompt tokens",
-                 base=lambda r: r["method"], group="dataset_base")
-    lengths = sorted(int(x) for x in df["prompt_tokens_config"].dropna().unique())
-    if lengths:
-        ctx.number(f"{p}Shortest", str(lengths[0]))
-        ctx.number(f"{p}Longest", str(lengths[-1]))
-        for tag, length in (("Shortest", lengths[0]), ("Longest", lengths[-1])):
-            best = _best_row(df[df["prompt_tokens_config"] == length], "speedup")
-            if best is not None:
-                ctx.number(f"{p}BestSpeedupAt{tag}", fmt.speedup(best["speedup"]))
-                ctx.number(f"{p}BestMethodAt{tag}", best["method_label"])
+                 line=lambda r: r["method_label"], group="dataset_base")
+    _range_numbers(ctx, experiment, df, "prompt_tokens_config")
 
 
 def render_sweep(ctx: Context, experiment: str, df) -> None:
@@ -624,12 +625,14 @@ def figure_main(ctx: Context, df) -> None:
         save_figure(ctx, fig, "main")
 
 
-def figure_lines(ctx: Context, df, name: str, x: str, xlabel: str, base: Callable, group: str | None = None):
-    """Throughput (left) and speedup (right) against `x`, one line per base method (and dataset)."""
+def figure_lines(ctx: Context, df, name: str, x: str, xlabel: str, line: Callable, group: str | None = None):
+    """Throughput (left) and speedup (right) against `x`, one line per `line(row)` label (and
+    dataset); colours by base method name."""
     plt = _plt()
     colors = _colors(ctx.cfg)
     df = df.copy()
-    df["line"] = [base(r) for _, r in df.iterrows()]
+    df["line"] = [line(r) for _, r in df.iterrows()]
+    df["color"] = [colors.get(r["method"].rsplit("_t", 1)[0]) for _, r in df.iterrows()]
     if group == "dataset_base":
         df["group"] = [re.sub(r"_p\d+$", "", d) for d in df["dataset"]]
     else:
@@ -641,16 +644,16 @@ def figure_lines(ctx: Context, df, name: str, x: str, xlabel: str, base: Callabl
         for gi, g in enumerate(groups):
             sub = df[df["group"] == g]
             glabel = sub.iloc[0]["dataset_label"]
-            for line in dict.fromkeys(sub["line"]):
-                pts = sub[sub["line"] == line].sort_values(x)
+            for name_ in dict.fromkeys(sub["line"]):
+                pts = sub[sub["line"] == name_].sort_values(x)
                 xs = pts[x].astype(float).tolist()
-                label = _text(line) + (f" ({_text(glabel)})" if len(groups) > 1 else "")
+                label = _text(name_) + (f" ({_text(glabel)})" if len(groups) > 1 else "")
                 axes[0][0].errorbar(xs, pts["tokens_per_s_mean"].astype(float).tolist(),
                                     yerr=pts["tokens_per_s_std"].astype(float).fillna(0).tolist()
                                     if "tokens_per_s_std" in pts else None,
-                                    marker="o", ls=styles[gi % 4], color=colors.get(line), label=label)
+                                    marker="o", ls=styles[gi % 4], color=pts.iloc[0]["color"], label=label)
                 axes[0][1].plot(xs, pts["speedup"].astype(float).tolist(), marker="o", ls=styles[gi % 4],
-                                color=colors.get(line))
+                                color=pts.iloc[0]["color"])
         axes[0][0].set_ylabel("tokens/s")
         axes[0][1].set_ylabel("speedup vs. baseline")
         for ax in axes[0]:
@@ -779,6 +782,9 @@ def setup_values(results: list[dict]) -> dict[str, str]:
         "Repeats": _unique(r["protocol"].get("repeats") for r in results),
         "MaxNewTokens": _unique(r["protocol"].get("max_new_tokens") for r in results),
         "Seed": _unique(r["protocol"].get("seed") for r in results),
+        "StopRule": {frozenset([False]): "never stopping early at end-of-sequence",
+                     frozenset([True]): "stopping at end-of-sequence"}.get(
+            frozenset(r["protocol"].get("stop_at_eos") for r in results), "end-of-sequence handling per experiment"),
         "Kinds": _unique(r["kind"] for r in results),
         "NumResults": str(len(results)),
         "NumPrompts": _unique(r["protocol"].get("prompts_measured") for r in results),
