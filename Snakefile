@@ -1,10 +1,17 @@
-# decodebench: regenerate the paper from measurements.
+# decodebench: regenerate the paper from measurements (docs/pipeline.md).
 #
-# Path scheme (written once, here):
-#   resources/models/{model}/                         prepared weights (GGUF -> safetensors, distilled draft)
-#   resources/prompts/{study}/{dataset}.jsonl         prompt sets (+ .meta.json with SHA-256)
+# Stages: prepare -> benchmark (or import) -> check -> aggregate -> render -> paper.
+#
+# Path scheme (written once, here; the functions in common.smk build these paths):
+#   resources/models/{model}/                                  prepared weights (GGUF -> safetensors, distilled draft)
+#   resources/prompts/{study}/{dataset}.jsonl                  prompt sets (+ .meta.json with SHA-256)
 #   results/raw/{study}/{experiment}/{dataset}/{method}.json   one result per benchmark job
-#   logs/{study}/...                                   one log per rule
+#   results/tables/{study}/check.txt                           the integrity check's report
+#   results/tables/{study}/{experiment}.csv                    one tidy table per experiment
+#   paper/generated/{tables,figures}/..., numbers.tex, setup.tex, study.tex
+#   results/MANIFEST.json                                      sha256 of every generated file and its inputs
+#   paper/build/main.pdf                                       the paper
+#   logs/{study}/...                                           one log per job
 from snakemake.utils import min_version
 
 min_version("8.20")
@@ -14,10 +21,15 @@ configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/prepare.smk"
 include: "workflow/rules/benchmark.smk"
+include: "workflow/rules/check.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/render.smk"
+include: "workflow/rules/paper.smk"
 
 
 rule all:
     input:
-        all_results(),
+        PAPER_PDF,
     default_target: True

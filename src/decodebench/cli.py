@@ -116,6 +116,33 @@ def _cmd_make_tiny_model(args) -> int:
     return 0
 
 
+def _cmd_aggregate(args) -> int:
+    from .analysis import aggregate_files, write_table
+    from .layout import result_files, table_path
+    from .config import load_config
+
+    cfg = load_config(args.config)
+    for e in args.experiment or sorted(cfg["experiments"]):
+        out = table_path(cfg["study"], e)
+        table = aggregate_files(cfg, e, result_files(cfg, e))
+        write_table(table, out)
+        print(f"{out}: {len(table)} rows")
+    return 0
+
+
+def _cmd_render(args) -> int:
+    from .config import load_config
+    from .layout import MANIFEST
+    from .render import render_all, write_manifest
+
+    cfg = load_config(args.config)
+    artifacts = render_all(cfg, Path(args.out))
+    if args.out == ".":
+        write_manifest(artifacts, MANIFEST)
+    print(f"{len(artifacts)} artifacts under {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="decodebench", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -180,6 +207,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--layers", type=int, default=2)
     t.add_argument("--hidden", type=int, default=64)
     t.set_defaults(func=_cmd_make_tiny_model)
+
+    a = sub.add_parser("aggregate", help="result files -> results/tables/<study>/<experiment>.csv")
+    a.add_argument("--config", required=True)
+    a.add_argument("--experiment", action="append", help="default: every experiment of the config")
+    a.set_defaults(func=_cmd_aggregate)
+
+    g = sub.add_parser("render", help="aggregated tables -> paper/generated/ (+ results/MANIFEST.json)")
+    g.add_argument("--config", required=True)
+    g.add_argument("--out", default=".", help="root to render under (default: the repository; "
+                                              "elsewhere no MANIFEST is written)")
+    g.set_defaults(func=_cmd_render)
     return p
 
 

@@ -9,12 +9,15 @@ Shorthands expanded here, so that Snakemake and ``decodebench run`` see the same
 ``generation_lengths: [100, 500]`` adds method variants ``<method>_t100``, ...;
 ``{method: eab, cache: original | cow | both}`` is ``eab_original`` / ``eab_cow`` / both side by
 side (as ``<name>_original`` and ``<name>_cow``).
+``sweep: {tree: {depth: [2, 4], tau: [0.05]}}`` adds one method configuration per point of
+the grid, named ``tree_d2_tau0.05``, ... (see ``sweep_methods``).
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -74,11 +77,41 @@ def load_config(path: str | Path) -> dict:
     return cfg
 
 
+def _short(param: str) -> str:
+    """A parameter's name in a sweep variant: names of up to 3 letters as they are (k, tau),
+    longer ones by the initials of their words (depth -> d, max_branching -> mb)."""
+    return param if len(param) <= 3 else "".join(w[0] for w in param.split("_") if w)
+
+
+def sweep_methods(sweep: dict) -> dict:
+    """Method configurations for every point of each method's parameter grid.
+
+    ``{tree: {depth: [4], branching: [2, 3], tau: [0.05]}}`` ->
+    ``{"tree_d4_b2_tau0.05": {"method": "tree", "params": {"depth": 4, "branching": 2, "tau": 0.05}},
+    "tree_d4_b3_tau0.05": ...}`` (grid order: first parameter slowest)."""
+    methods = {}
+    for method_id, grid in sweep.items():
+        names = list(grid)
+        shorts = [_short(n) for n in names]
+        if len(set(shorts)) != len(shorts):
+            raise ConfigError(f"sweep.{method_id}: parameters {names} abbreviate to the same names {shorts}")
+        for values in itertools.product(*(grid[n] for n in names)):
+            variant = "_".join([method_id] + [f"{s}{v}" for s, v in zip(shorts, values)])
+            methods[variant] = {"method": method_id, "params": dict(zip(names, values))}
+    return methods
+
+
 def expand_config(cfg: dict, source: str | Path = "<config>") -> dict:
-    """Expand the prompt_lengths / generation_lengths / eab cache shorthands into named variants."""
+    """Expand the sweep / eab cache / prompt_lengths / generation_lengths shorthands into named variants."""
     cfg = copy.deepcopy(cfg)
     for ename, exp in cfg["experiments"].items():
         exp["methods"] = _expand_eab_cache(exp["methods"], f"{source}: experiments.{ename}.methods")
+        if "sweep" in exp:
+            for name, spec in sweep_methods(exp["sweep"]).items():
+                if name in exp["methods"]:
+                    raise ConfigError(f"experiments.{ename}.sweep: method configuration '{name}' "
+                                      f"is also listed under methods")
+                exp["methods"][name] = spec
         if "prompt_lengths" in exp:
             variants = []
             for name in exp["datasets"]:

@@ -1,24 +1,86 @@
-# Config validation, wildcard constraints and input functions.
-from decodebench.config import expand_config, validate_config
+# Config validation, wildcard constraints and the input functions that turn the config into
+# file lists. Paths are built by decodebench.layout (and prompts.prompt_file), nowhere else.
+from pathlib import Path
 
-validate_config(config, workflow.overwrite_configfiles[-1] if workflow.overwrite_configfiles else "config")
-CFG = expand_config(config)
+import yaml
+from snakemake.exceptions import WorkflowError
+
+from decodebench.config import ConfigError, expand_config, validate_config
+from decodebench.layout import MANIFEST, artifacts, figures, imported, result_files, table_path
+from decodebench.prompts import prompt_file
+
+
+CONFIG_FILE = workflow.overwrite_configfiles[-1] if workflow.overwrite_configfiles else "config/config.yaml"
+
+# The benchmark jobs read CONFIG_FILE themselves, so the config Snakemake plans with must be
+# exactly that file (Snakemake would otherwise merge --configfile into config/config.yaml).
+with open(CONFIG_FILE) as fh:
+    if config != yaml.safe_load(fh):
+        raise WorkflowError(
+            f"the config differs from {CONFIG_FILE}: Snakemake merged it with another config file or "
+            f"--config values. Run with --replace-workflow-config (profiles/default sets it) and put "
+            f"every setting in the config file."
+        )
+try:
+    validate_config(config, CONFIG_FILE)
+    CFG = expand_config(config)
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
+
 STUDY = CFG["study"]
+RESOURCES = CFG.get("resources_dir", "resources")
+EXPERIMENTS = sorted(CFG["experiments"])
+ARTIFACTS = artifacts(CFG)
+PAPER_PDF = "paper/build/main.pdf"
 
 
 wildcard_constraints:
-    study=r"[A-Za-z0-9_-]+",
-    experiment=r"[A-Za-z0-9_]+",
+    study=STUDY,
+    experiment="|".join(EXPERIMENTS),
     dataset=r"[A-Za-z0-9_.-]+",
-    method=r"[A-Za-z0-9_.-]+",
+    method=r"[A-Za-z0-9_.+-]+",
+    model=r"[A-Za-z0-9_.-]+",
 
 
-def result_path(experiment, dataset, method):
-    return f"results/raw/{STUDY}/{experiment}/{dataset}/{method}.json"
+def model_marker(role):
+    """The file that says a model is prepared; None for models used in place (hub, local dir)."""
+    spec = CFG["models"][role]
+    if "gguf" in spec or "distilled" in spec:
+        return f"{RESOURCES}/models/{spec['name']}/decodebench_model.json"
+    return None
+
+
+def prepared_models():
+    return [m for m in (model_marker(role) for role in sorted(CFG["models"])) if m]
+
+
+def benchmark_inputs(wildcards):
+    """Prepared models and the prompt file, as ancient(): a regenerated cache never makes an
+    existing result outdated (staleness is `check`'s job, from the recorded hashes)."""
+    return [ancient(p) for p in prepared_models() + [str(prompt_file(RESOURCES, STUDY, wildcards.dataset))]]
+
+
+def experiment_results(wildcards):
+    """Every result file of an experiment (an imported study: the import's output folder)."""
+    if imported(CFG):
+        return [f"results/raw/{STUDY}"]
+    return result_files(CFG, wildcards.experiment)
 
 
 def all_results():
-    return [result_path(e, d, m)
-            for e, exp in CFG["experiments"].items()
-            for d in exp["datasets"]
-            for m in exp["methods"]]
+    if imported(CFG):
+        return [f"results/raw/{STUDY}"]
+    return [f for e in EXPERIMENTS for f in result_files(CFG, e)]
+
+
+def all_tables():
+    return [table_path(STUDY, e) for e in EXPERIMENTS]
+
+
+def check_report():
+    return f"results/tables/{STUDY}/check.txt"
+
+
+def import_sources():
+    paths = CFG["import"]["path"]
+    return [paths] if isinstance(paths, str) else list(paths)

@@ -1,0 +1,144 @@
+"""Aggregation math on synthetic result files, and the config shorthands it relies on."""
+
+from __future__ import annotations
+
+import statistics
+
+import pandas as pd
+import pytest
+
+from decodebench.analysis import across_datasets, aggregate_experiment, baseline_for
+from decodebench.config import ConfigError, expand_config, sweep_methods, validate_config
+from pipeline.synthetic import record, result
+
+
+def _cfg(experiments: dict) -> dict:
+    return {"study": "s", "experiments": experiments}
+
+
+def _row(table, dataset, method):
+    sel = table[(table["dataset"] == dataset) & (table["method"] == method)]
+    assert len(sel) == 1, (dataset, method)
+    return sel.iloc[0]
+
+
+def test_mean_sample_std_speedup_and_memory_change():
+    exp = {"baseline": "ar", "datasets": ["d"], "methods": {"ar": {}, "lin": {}}}
+    ar = result("s", "main", "d", "ar", "ar", [record(0, 10.0, 100.0, 10.0), record(1, 14.0, 110.0, 12.0)])
+    lin = result("s", "main", "d", "lin", "linear",
+                 [record(0, 20.0, 120.0, 20.0, rounds=3, acceptance_rate=0.5, tokens_per_round=2.0),
+                  record(1, 25.0, 130.0, 22.0, rounds=4, acceptance_rate=0.7, tokens_per_round=3.0),
+                  record(2, 30.0, 140.0, 24.0, rounds=5, acceptance_rate=0.9, tokens_per_round=4.0)])
+    table = aggregate_experiment(_cfg({"main": exp}), "main", [lin, ar])
+    assert list(table["method"]) == ["ar", "lin"]  # config order, not input order
+    a, b = _row(table, "d", "ar"), _row(table, "d", "lin")
+    assert a["tokens_per_s_mean"] == pytest.approx(12.0)
+    assert a["tokens_per_s_std"] == pytest.approx(statistics.stdev([10.0, 14.0]))  # ddof=1
+    assert b["tokens_per_s_mean"] == pytest.approx(25.0)
+    assert b["tokens_per_s_std"] == pytest.approx(5.0)
+    assert b["tokens_per_s_n"] == 3
+    assert b["speedup"] == pytest.approx(25.0 / 12.0)
+    assert a["speedup"] == pytest.approx(1.0)
+    assert b["peak_memory_change_pct"] == pytest.approx((130.0 - 105.0) / 105.0 * 100)
+    assert b["overhead_ratio"] == pytest.approx(22.0 / 11.0)
+    assert b["acceptance_rate_mean"] == pytest.approx(0.7)
+    assert b["tokens_per_round_mean"] == pytest.approx(3.0)
+    assert pd.isna(a["rounds_mean"])
+
+
+def test_repeats_are_averaged_before_the_std_over_prompts():
+    exp = {"baseline": "ar", "datasets": ["d"], "methods": {"ar": {}}}
+    recs = [record(0, 10.0, 1.0, 1.0, repeat=0), record(0, 20.0, 1.0, 1.0, repeat=1),
+            record(1, 30.0, 1.0, 1.0, repeat=0), record(1, 30.0, 1.0, 1.0, repeat=1)]
+    row = aggregate_experiment(_cfg({"main": exp}), "main", [result("s", "main", "d", "ar", "ar", recs)]).iloc[0]
+    assert row["tokens_per_s_mean"] == pytest.approx(22.5)  # prompts: 15 and 30
+    assert row["tokens_per_s_std"] == pytest.approx(statistics.stdev([15.0, 30.0]))
+    assert row["tokens_per_s_n"] == 2
+
+
+def test_multisample_speedup_is_baseline_time_over_method_time():
+    exp = {"baseline": "naive", "datasets": ["d"], "methods": {"naive": {}, "eab": {}}}
+    naive = result("s", "ms", "d", "naive", "naive", [record(0, 10.0, 200.0, 50.0, new_tokens=40)])  # 4 s
+    eab = result("s", "ms", "d", "eab", "eab_cow", [record(0, 10.0, 150.0, 25.0, new_tokens=20)])  # 2 s
+    table = aggregate_experiment(_cfg({"ms": exp}), "ms", [naive, eab])
+    row = _row(table, "d", "eab")
+    assert row["speedup"] == pytest.approx(2.0)  # tokens/s are equal; time halves
+    assert row["memory_ratio"] == pytest.approx(0.75)
+    assert row["overhead_ratio"] == pytest.approx(0.5)
+
+
+def test_generation_length_variants_compare_with_the_baseline_of_the_same_budget():
+    exp = {"baseline": "ar", "datasets": ["d"], "generation_lengths": [8, 16],
+           "methods": {"ar": {"method": "ar"}, "lin": {"method": "linear"}}}
+    cfg = expand_config({"experiments": {"length": exp}, "datasets": {"d": {}}})
+    methods = cfg["experiments"]["length"]["methods"]
+    assert list(methods) == ["ar_t8", "ar_t16", "lin_t8", "lin_t16"]
+    assert baseline_for(cfg["experiments"]["length"], "lin_t16") == "ar_t16"
+    results = [result("s", "length", "d", m, m.split("_")[0].replace("lin", "linear"),
+                      [record(0, tps, 1.0, 1.0)], max_new_tokens=int(m.rsplit("_t", 1)[1]))
+               for m, tps in (("ar_t8", 10.0), ("ar_t16", 20.0), ("lin_t8", 15.0), ("lin_t16", 50.0))]
+    table = aggregate_experiment({"study": "s", **cfg}, "length", results)
+    assert _row(table, "d", "lin_t8")["speedup"] == pytest.approx(1.5)
+    assert _row(table, "d", "lin_t16")["speedup"] == pytest.approx(2.5)
+
+
+def test_imported_results_aggregate_from_their_summary():
+    exp = {"baseline": "ar", "datasets": ["d"], "methods": {"ar": {}, "tree": {}}}
+    ar = result("s", "main", "d", "ar", "ar", [record(0, 10.0, 100.0, 1.0), record(1, 20.0, 100.0, 1.0)],
+                imported=True)
+    tree = result("s", "main", "d", "tree", "dynatree", [record(0, 30.0, 150.0, 1.0)], imported=True)
+    assert ar["records"] is None
+    table = aggregate_experiment(_cfg({"main": exp}), "main", [ar, tree])
+    assert _row(table, "d", "ar")["tokens_per_s_mean"] == pytest.approx(15.0)
+    assert _row(table, "d", "tree")["speedup"] == pytest.approx(2.0)
+    assert _row(table, "d", "tree")["peak_memory_change_pct"] == pytest.approx(50.0)
+
+
+def test_missing_baseline_leaves_relative_columns_empty():
+    exp = {"baseline": "ar", "datasets": ["d"], "methods": {"ar": {}, "lin": {}}}
+    lin = result("s", "main", "d", "lin", "linear", [record(0, 20.0, 1.0, 1.0)])
+    row = aggregate_experiment(_cfg({"main": exp}), "main", [lin]).iloc[0]
+    assert pd.isna(row["speedup"])
+
+
+def test_results_of_another_study_are_refused():
+    exp = {"baseline": "ar", "datasets": ["d"], "methods": {"ar": {}}}
+    other = result("other", "main", "d", "ar", "ar", [record(0, 1.0, 1.0, 1.0)])
+    with pytest.raises(ValueError, match="study 'other'"):
+        aggregate_experiment(_cfg({"main": exp}), "main", [other])
+
+
+def test_across_datasets_averages_and_recomputes_memory_change():
+    exp = {"baseline": "ar", "datasets": ["a", "b"], "methods": {"ar": {}, "lin": {}}}
+    rs = [result("s", "memory", "a", "ar", "ar", [record(0, 10.0, 100.0, 10.0)]),
+          result("s", "memory", "b", "ar", "ar", [record(0, 10.0, 300.0, 30.0)]),
+          result("s", "memory", "a", "lin", "linear", [record(0, 20.0, 110.0, 15.0)]),
+          result("s", "memory", "b", "lin", "linear", [record(0, 40.0, 330.0, 45.0)])]
+    avg = across_datasets(aggregate_experiment(_cfg({"memory": exp}), "memory", rs))
+    lin = avg[avg["method"] == "lin"].iloc[0]
+    assert lin["peak_memory_mb_mean"] == pytest.approx(220.0)
+    assert lin["peak_memory_change_pct"] == pytest.approx(10.0)  # 220 vs 200
+    assert lin["speedup"] == pytest.approx(3.0)  # mean of 2x and 4x
+
+
+def test_sweep_shorthand_names_every_grid_point():
+    methods = sweep_methods({"tree": {"depth": [4, 6], "branching": [2], "tau": [0.05, 0.1]},
+                             "linear": {"k": [2, 4]}})
+    assert list(methods) == ["tree_d4_b2_tau0.05", "tree_d4_b2_tau0.1", "tree_d6_b2_tau0.05",
+                             "tree_d6_b2_tau0.1", "linear_k2", "linear_k4"]
+    assert methods["tree_d6_b2_tau0.1"] == {"method": "tree", "params": {"depth": 6, "branching": 2, "tau": 0.1}}
+    with pytest.raises(ConfigError, match="abbreviate"):
+        sweep_methods({"tree": {"depth": [1], "dropout": [2]}})
+
+
+def test_sweep_in_a_config_validates_and_expands(tiny_config):
+    import yaml
+
+    cfg = yaml.safe_load(tiny_config.read_text())
+    cfg["experiments"]["sweep"] = {"baseline": "ar", "datasets": ["docs"], "methods": {"ar": {"method": "ar"}},
+                                   "sweep": {"linear": {"k": [2, 4]}}}
+    validate_config(cfg)
+    assert list(expand_config(cfg)["experiments"]["sweep"]["methods"]) == ["ar", "linear_k2", "linear_k4"]
+    cfg["experiments"]["sweep"]["swep"] = {}
+    with pytest.raises(ConfigError, match="swep"):
+        validate_config(cfg)

@@ -1,0 +1,199 @@
+"""Rendering on a synthetic study with every experiment kind: escaping, bold best values,
+deterministic output, the manifest, configurable number formats, and the paper compiling."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from decodebench.analysis import aggregate_files, write_table
+from decodebench.layout import result_files, table_path
+from decodebench.config import expand_config, validate_config
+from decodebench.layout import artifacts
+from decodebench.render import Cell, Formats, bold_best, latex_escape, render_all
+from decodebench.results import file_sha256
+from pipeline.synthetic import record, result, write
+
+REPO = Path(__file__).resolve().parents[1]
+LABEL = "Docs & more_1 #%$"
+
+# Throughput per method id (tokens/s) and peak memory (MB): known numbers, so that the best
+# value of each column is known.
+SPEED = {"ar": 10.0, "pld": 12.0, "linear": 20.0, "tree": 30.0, "dynatree": 35.0, "naive": 10.0, "eab_cow": 10.0}
+PEAK = {"ar": 100.0, "pld": 101.0, "linear": 120.0, "tree": 150.0, "dynatree": 140.0, "naive": 400.0, "eab_cow": 200.0}
+
+
+def study_config() -> dict:
+    ds = {"loader": "jsonl", "path": "docs.jsonl", "num_prompts": 2, "prompt_tokens": 16}
+    return {
+        "study": "synth", "device": "cpu", "dtype": "float32",
+        "models": {"target": {"name": "t", "path": "/x"}},
+        "datasets": {"docs": {**ds, "label": LABEL}, "wiki": {**ds, "label": "WikiText-2"}},
+        "protocol": {"max_new_tokens": 10},
+        "formats": {"speedup": 3},
+        "experiments": {
+            "main": {"baseline": "ar", "datasets": ["docs", "wiki"],
+                     "methods": {"ar": {"method": "ar"}, "linear_k4": {"method": "linear", "label": "Linear K=4"},
+                                 "tree": {"method": "tree"}}},
+            "memory": {"baseline": "ar", "datasets": ["docs", "wiki"],
+                       "methods": {"ar": {"method": "ar"}, "tree": {"method": "tree"}}},
+            "length": {"baseline": "ar", "datasets": ["docs"], "generation_lengths": [8, 16],
+                       "methods": {"ar": {"method": "ar"}, "tree": {"method": "tree"}}},
+            "prompt_length": {"baseline": "ar", "datasets": ["wiki"], "prompt_lengths": [32, 64],
+                              "methods": {"ar": {"method": "ar"}, "tree": {"method": "tree"}}},
+            "sweep": {"baseline": "ar", "datasets": ["docs"], "methods": {"ar": {"method": "ar"}},
+                      "sweep": {"tree": {"depth": [2, 4], "branching": [2, 3], "tau": [0.05, 0.1]},
+                                "linear": {"k": [2, 4]}}},
+            "ablation": {"baseline": "ar", "datasets": ["docs"],
+                         "methods": {"ar": {"method": "ar"}, "fixed": {"method": "tree"},
+                                     "adaptive": {"method": "dynatree"}}},
+            "multisample": {"baseline": "naive", "datasets": ["wiki"], "prompt_lengths": [32, 64],
+                            "methods": {"naive": {"method": "naive"}, "eab_cow": {"method": "eab_cow"}}},
+            "extra": {"baseline": "ar", "datasets": ["docs"],
+                      "methods": {"ar": {"method": "ar"}, "pld": {"method": "pld"}}},
+        },
+    }
+
+
+def synthesize(root: Path, raw_cfg: dict) -> dict:
+    """Write a result file per job of the config and the aggregated tables; return the expanded config."""
+    validate_config(raw_cfg)
+    cfg = expand_config(raw_cfg)
+    for e, exp in cfg["experiments"].items():
+        for d in exp["datasets"]:
+            for m, spec in exp["methods"].items():
+                mid, params = spec["method"], spec.get("params", {})
+                speed = SPEED[mid] * (1 + 0.1 * params.get("depth", 0) + 0.01 * params.get("k", 0))
+                new = 40 if mid == "naive" else 20 if mid == "eab_cow" else 10
+                extra = {"rounds": 4, "acceptance_rate": 0.6, "tokens_per_round": 2.5} if mid not in (
+                    "ar", "naive", "eab_cow") else {}
+                recs = [record(i, speed * (1 + 0.1 * i), PEAK[mid] + i, PEAK[mid] / 10, new_tokens=new, **extra)
+                        for i in range(2)]
+                write(root, result(cfg["study"], e, d, m, mid, recs, params=params, label=spec.get("label"),
+                                   dataset_label=cfg["datasets"][d]["label"],
+                                   prompt_tokens=cfg["datasets"][d]["prompt_tokens"],
+                                   max_new_tokens=spec.get("protocol", {}).get("max_new_tokens", 10)))
+        write_table(aggregate_files(cfg, e, [root / f for f in result_files(cfg, e)]), root / table_path("synth", e))
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    shutil.copytree(REPO / "templates", root / "templates")
+    cfg = synthesize(root, study_config())
+    manifest = render_all(cfg, root, root)
+    return root, cfg, manifest
+
+
+def test_latex_escape_covers_every_special_character():
+    assert latex_escape("a & b_c %d $e #f {g} ~h ^i \\j") == (
+        r"a \& b\_c \%d \$e \#f \{g\} \textasciitilde{}h \textasciicircum{}i \textbackslash{}j")
+    assert latex_escape(latex_escape("_")) == r"\_"  # escaped once, never twice
+
+
+def test_bold_best_marks_every_tie_and_respects_direction():
+    rows = [[Cell("a", "1.50"), Cell("x", "3.0")], [Cell("b", "1.50"), Cell("y", "2.0")], [Cell("c", "1.20"), Cell("z", None)]]
+    out = bold_best(rows, {0: "max", 1: "min"})
+    assert [r[0].tex for r in out] == [r"\textbf{a}", r"\textbf{b}", "c"]
+    assert [r[1].tex for r in out] == ["x", r"\textbf{y}", "z"]
+
+
+def test_every_artifact_is_written_and_in_the_manifest(rendered):
+    root, cfg, manifest = rendered
+    assert set(manifest) == set(artifacts(cfg))
+    for path, entry in manifest.items():
+        assert entry["sha256"] == file_sha256(root / path)
+        assert entry["inputs"], path
+        for f, h in entry["inputs"].items():
+            assert h == file_sha256(root / f)
+    assert set(manifest["paper/generated/tables/memory.tex"]["inputs"]) == set(result_files(cfg, "memory"))
+
+
+def test_strings_are_escaped_in_tables_and_setup(rendered):
+    root, _, _ = rendered
+    main = (root / "paper/generated/tables/main.tex").read_text()
+    assert r"Docs \& more\_1 \#\%\$" in main
+    assert "Docs & more" not in main
+    assert r"Linear K=4" in main
+    setup = (root / "paper/generated/setup.tex").read_text()
+    assert r"\newcommand{\SetupMemoryKind}{process\_rss}" in setup
+
+
+def test_best_value_is_bold_and_formats_follow_the_config(rendered):
+    root, _, _ = rendered
+    lines = (root / "paper/generated/tables/main.tex").read_text().splitlines()
+    tree = next(line for line in lines if line.startswith("tree &"))
+    ar = next(line for line in lines if line.startswith("ar &"))
+    assert tree.count(r"\textbf") == 5  # tokens/s and speedup on both datasets, mean speedup
+    assert r"\textbf" not in ar
+    assert r"\num{3.000}\(\times\)" in tree  # formats.speedup: 3 decimals
+    assert re.search(r"\\num\{31\.5 \\pm 2\.1\}", tree)  # tokens/s: 1 decimal, mean ± sample std
+    memory = (root / "paper/generated/tables/memory.tex").read_text()
+    assert r"\num{+49.75}\,\%" in memory.split("tab:memory-overhead")[0]  # tree: 150.5 vs 100.5 MB
+    assert r"\textbf{\num{100.5}}" in memory  # lowest peak is bold
+
+
+def test_numbers_define_headline_and_keyed_values(rendered):
+    root, _, _ = rendered
+    numbers = (root / "paper/generated/numbers.tex").read_text()
+    assert r"\newcommand{\MainBestMethod}{tree}" in numbers
+    assert r"\newcommand{\MainBestSpeedup}{\num{3.000}\(\times\)}" in numbers
+    assert r"\dbdef{main}{docs}{tree}{speedup}{\num{3.000}\(\times\)}" in numbers
+    assert r"\newcommand{\MultisampleBestMethod}{eab\_cow}" in numbers
+    assert r"\newcommand{\SweepBestConfig}{tree\_d4\_b2\_tau0.05}" in numbers
+    sweep = (root / "paper/generated/tables/sweep.tex").read_text()
+    assert "depth=4, branching=2, tau=0.05" in sweep and "k=4" in sweep
+
+
+def test_multisample_speedup_and_memory_ratio(rendered):
+    root, _, _ = rendered
+    table = (root / "paper/generated/tables/multisample.tex").read_text()
+    row = next(line for line in table.splitlines() if line.startswith(r"eab\_cow"))
+    assert r"\num{2.000}\(\times\)" in row  # 20 tokens in half the time of naive's 40
+    assert r"\num{0.50}" in row  # memory ratio 200/400
+
+
+def test_rerender_is_byte_identical(rendered, tmp_path):
+    root, cfg, manifest = rendered
+    again = render_all(cfg, tmp_path, root)
+    assert again == manifest
+    for path in manifest:
+        assert (tmp_path / path).read_bytes() == (root / path).read_bytes(), path
+
+
+def test_formats_round_and_sign():
+    fmt = Formats({"formats": {"memory_mb": 1, "relative_change_pct": 2}})
+    assert fmt.num(1234.56, "memory_mb") == r"\num{1234.6}"
+    assert fmt.pct(-3.14159) == r"\num{-3.14}\,\%"
+    assert fmt.pct(2.0) == r"\num{+2.00}\,\%"
+    assert fmt.speedup(None) == "--"
+
+
+@pytest.mark.skipif(shutil.which("latexmk") is None,
+                    reason="latexmk is not installed (make tex, or apt-get install latexmk texlive-latex-recommended "
+                           "texlive-latex-extra texlive-science)")
+def test_paper_compiles_with_every_experiment(rendered, tmp_path):
+    root, _, _ = rendered
+    paper = tmp_path / "paper"
+    shutil.copytree(root / "paper", paper)
+    for f in ("main.tex", "refs.bib"):
+        shutil.copy(REPO / "paper" / f, paper / f)
+    proc = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-outdir=build",
+                           "main.tex"], cwd=paper, capture_output=True, text=True)
+    log = (paper / "build" / "main.log").read_text(errors="replace") if (paper / "build" / "main.log").exists() else ""
+    assert proc.returncode == 0, log[-3000:]
+    assert "Undefined control sequence" not in log
+    assert (paper / "build" / "main.pdf").stat().st_size > 10_000
+
+
+def test_manifest_lists_study_results_only(rendered):
+    _, cfg, manifest = rendered
+    for entry in manifest.values():
+        assert all(f.startswith("results/raw/synth/") for f in entry["inputs"])
+    json.dumps(manifest)  # serialisable as MANIFEST.json

@@ -1,0 +1,35 @@
+# Materialise each model once under resources/models/ and each dataset's prompt set under
+# resources/prompts/<study>/. Benchmark jobs depend on these as ancient() inputs.
+
+
+rule prepare_model:
+    output:
+        f"{RESOURCES}/models/{{model}}/decodebench_model.json",
+    log:
+        f"logs/{STUDY}/prepare_model/{{model}}.log",
+    conda:
+        "../envs/decodebench.yaml"
+    params:
+        config_file=CONFIG_FILE,
+        role=lambda wc: next(r for r, m in CFG["models"].items() if m["name"] == wc.model),
+        command=lambda wc: "build-draft" if "distilled" in next(
+            m for m in CFG["models"].values() if m["name"] == wc.model) else "prepare-model",
+    shell:
+        "if [ {params.command} = build-draft ]; then "
+        "decodebench build-draft --config {params.config_file} > {log} 2>&1; else "
+        "decodebench prepare-model --config {params.config_file} --role {params.role} > {log} 2>&1; fi"
+
+
+rule prepare_prompts:
+    input:
+        [ancient(m) for m in prepared_models()],
+    output:
+        str(prompt_file(RESOURCES, STUDY, "{dataset}")),
+    log:
+        f"logs/{STUDY}/prepare_prompts/{{dataset}}.log",
+    conda:
+        "../envs/decodebench.yaml"
+    params:
+        config_file=CONFIG_FILE,
+    shell:
+        "decodebench prepare-prompts --config {params.config_file} --dataset {wildcards.dataset} > {log} 2>&1"

@@ -1,0 +1,21 @@
+# LaTeX tables (jinja2), figures (matplotlib; PDF for the paper, PNG for the report),
+# numbers.tex, setup.tex, study.tex, and results/MANIFEST.json.
+
+
+rule render:
+    input:
+        tables=all_tables(),
+        results=all_results(),
+        templates=sorted(str(p) for p in Path("templates").glob("*.tex")),
+    output:
+        [a for a in ARTIFACTS if not a.endswith(".png")],
+        [report(f, caption=f"../report/{Path(f).stem}.rst", category="Figures") for f in figures(CFG)],
+        manifest=MANIFEST,
+    log:
+        f"logs/{STUDY}/render.log",
+    conda:
+        "../envs/decodebench.yaml"
+    params:
+        config_file=CONFIG_FILE,
+    script:
+        "../../scripts/render.py"
