@@ -392,3 +392,26 @@ def test_baselines_of_one_experiment_agree_across_datasets(tmp_path):
     msgs = [f.message for f in report.findings if f.rule == "comparability"]
     assert any(m.startswith("environment.dtype differs from the same experiment's baseline on another dataset")
                for m in msgs), msgs
+
+
+def test_acknowledged_findings_are_listed_with_their_reason_and_do_not_fail():
+    from decodebench.check.report import ACKNOWLEDGED, Report
+
+    report = Report()
+    for name in ("a", "b"):
+        report.ran(f"results/raw/s/main/d/{name}.json", "baseline-stability")
+        report.error(f"results/raw/s/main/d/{name}.json", "baseline-stability", "CV 0.2")
+    report.error("paper/main.tex", "manuscript", "hand-typed number", line=3)
+    report.acknowledge([{"rule": "baseline-stability", "files": "results/raw/s/*/*/a.json",
+                         "reason": "published baseline"},
+                        {"rule": "manuscript", "files": "paper/main.tex", "reason": "quoted from the source"}])
+    by_file = {f.file: f for f in report.findings}
+    assert by_file["results/raw/s/main/d/a.json"].severity == ACKNOWLEDGED
+    assert "published baseline" in by_file["results/raw/s/main/d/a.json"].message
+    assert by_file["results/raw/s/main/d/b.json"].severity == "error"  # the glob does not match b
+    assert by_file["paper/main.tex:3"].severity == ACKNOWLEDGED  # a line-numbered finding matches its file
+    assert report.exit_code() == 1  # b is still an error
+    report.acknowledge([{"rule": "baseline-stability", "reason": "all of them"}])
+    assert report.exit_code() == 0 and report.exit_code(strict=True) == 1
+    assert report.status_counts() == {"passed": 0, "error": 0, ACKNOWLEDGED: 3, "warning": 0, "not-applicable": 0}
+    assert "3 acknowledged" in report.text()

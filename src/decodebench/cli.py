@@ -75,7 +75,7 @@ def _cmd_import(args) -> int:
 
 
 def _cmd_check(args) -> int:
-    from .check import check_paths
+    from .check import DEFAULT_CV_THRESHOLD, check_paths
     from .config import load_config
 
     cfg = load_config(args.config) if args.config else None
@@ -88,7 +88,10 @@ def _cmd_check(args) -> int:
         if not paths[0].is_dir():
             print(f"decodebench check: no results directory {paths[0]}", file=sys.stderr)
             paths = []
-    report = check_paths(paths, cfg=cfg, root=root, cv_threshold=args.cv_threshold, artifacts=artifacts,
+    cv_threshold = args.cv_threshold
+    if cv_threshold is None:
+        cv_threshold = (cfg or {}).get("check", {}).get("cv_threshold", DEFAULT_CV_THRESHOLD)
+    report = check_paths(paths, cfg=cfg, root=root, cv_threshold=cv_threshold, artifacts=artifacts,
                          rerender=not args.no_render, regenerate_prompts=not args.no_prompts)
     print(report.json(args.strict) if args.json else report.text(args.strict))
     return report.exit_code(args.strict)
@@ -187,8 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--results", help="results directory (default: results/raw/<study>)")
     c.add_argument("--root", default=".", help="repository root (default: the current directory)")
     c.add_argument("--strict", action="store_true", help="warnings are errors")
-    c.add_argument("--cv-threshold", type=float, default=0.15,
-                   help="largest coefficient of variation of a baseline's tokens/s (default 0.15)")
+    c.add_argument("--cv-threshold", type=float, default=None,
+                   help="largest coefficient of variation of a baseline's tokens/s "
+                        "(default: the config's check.cv_threshold, else 0.15)")
     c.add_argument("--no-render", action="store_true", help="do not re-render artifacts to compare")
     c.add_argument("--no-prompts", action="store_true", help="do not re-make prompt sets with their loader")
     c.add_argument("--json", action="store_true", help="findings and counts as JSON")

@@ -81,6 +81,16 @@ def check_report():
     return f"results/tables/{STUDY}/check.txt"
 
 
+def paper_check_report():
+    return f"results/tables/{STUDY}/check_paper.txt"
+
+
 def import_sources():
-    paths = CFG["import"]["path"]
-    return [paths] if isinstance(paths, str) else list(paths)
+    """The third-party files an imported study converts (importers.source_files: import.files
+    under import.path, default every *.json there)."""
+    from decodebench.importers import ImportFormatError, source_files
+
+    try:
+        return [str(p) for p in source_files({**CFG, "_file": CONFIG_FILE})]
+    except ImportFormatError as exc:
+        raise WorkflowError(str(exc)) from None

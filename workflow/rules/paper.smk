@@ -6,6 +6,7 @@ rule paper:
         tex="paper/main.tex",
         bib="paper/refs.bib",
         generated=[a for a in ARTIFACTS if not a.endswith(".png")],
+        check=paper_check_report(),
     output:
         PAPER_PDF,
     log:

@@ -79,4 +79,6 @@ def check_paths(paths: list[Path], cfg: dict | None = None, root: Path = Path(".
         rule_artifacts(root, cfg, report, rerender=rerender)
         rule_manuscript(root, report)
         rule_dataset_names(root, {r.data["dataset"]["loader"] for r in results}, report)
+    if cfg and cfg.get("check", {}).get("acknowledge"):
+        report.acknowledge(cfg["check"]["acknowledge"])
     return report

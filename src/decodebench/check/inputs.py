@@ -5,8 +5,7 @@ Staleness: the job (``provenance.job_sha256`` against ``resolve_job`` on the cur
 the model weights (``weights_sha256`` of a local directory or a materialised model's card),
 the code (``provenance.code_version``), and for imported results the third-party source file.
 
-Dataset provenance: the dataset's label says what the text is (embedded and imported sources
-say so), the loader matches the source kind and the records' prompt ids, the prompt file's
+Dataset provenance: the dataset's label says what the text is (embedded sources say so), the loader matches the source kind and the records' prompt ids, the prompt file's
 meta names the same loader, and the prompt set is re-made with the named loader and the
 target's tokenizer when both are available, and must hash to the recorded prompt_sha256.
 """
@@ -25,7 +24,10 @@ from .per_result import Result
 from .report import Report
 
 PUBLIC_DATASETS = {"wikitext": ("wikitext",), "pg19": ("pg19", "pg-19")}  # loader: how it is written
-MARKED_KINDS = ("embedded", "imported")  # source kinds whose label must say so
+# Source kinds whose label must say so. Embedded text could pass for a public dataset; an
+# imported result is marked by kind "imported" and its source file (rule provenance), and keeps
+# the dataset name its source measured on.
+MARKED_KINDS = ("embedded",)
 
 
 def _resolve(path: str | None, root: Path) -> Path | None:

@@ -3,26 +3,33 @@
 A finding is one problem: ``FILE: rule-id: severity: what is wrong (expected …, found …)``.
 Every (file, rule) pair a rule looked at is recorded, so the summary can say how many checks
 passed; a pair with only not-applicable findings is counted as not applicable, never as passed.
+
+A study's config may acknowledge findings it cannot fix (``check: {acknowledge: [{rule, files,
+reason}]}``, typically third-party data): matching errors and warnings are then reported as
+``acknowledged`` with the reason, still listed and counted, but they do not fail the check
+(``--strict`` still does).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 RULES = (
     "schema", "errors", "memory", "arithmetic", "definitions", "lossless", "comparability",
     "baseline-stability", "dataset-provenance", "provenance", "staleness", "artifacts", "manuscript",
 )
 ERROR, WARNING, NOT_APPLICABLE = "error", "warning", "not-applicable"
-_RANK = {ERROR: 3, WARNING: 2, NOT_APPLICABLE: 1}
+ACKNOWLEDGED = "acknowledged"
+_RANK = {ERROR: 4, ACKNOWLEDGED: 3, WARNING: 2, NOT_APPLICABLE: 1}
 
 
 @dataclass(frozen=True)
 class Finding:
     file: str  # path as given (text files: "path:line")
     rule: str
-    severity: str  # error | warning | not-applicable
+    severity: str  # error | acknowledged | warning | not-applicable
     message: str
 
     def line(self) -> str:
@@ -34,6 +41,7 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     checked: dict[tuple[str, str], str] = field(default_factory=dict)  # (file, rule) -> status
     files: set[str] = field(default_factory=set)
+    _keys: list[tuple[str, str]] = field(default_factory=list)  # (file, rule) of each finding
 
     def ran(self, file: str, rule: str) -> None:
         """Record that `rule` looked at `file` (status: passed unless a finding says otherwise)."""
@@ -44,6 +52,7 @@ class Report:
         assert rule in RULES and severity in _RANK, (rule, severity)
         self.findings.append(Finding(f"{file}:{line}" if line else file, rule, severity, message))
         key = (file, rule)
+        self._keys.append(key)
         if _RANK[severity] > _RANK.get(self.checked.get(key), 0):
             self.checked[key] = severity
         self.files.add(file)
@@ -57,15 +66,30 @@ class Report:
     def not_applicable(self, file: str, rule: str, message: str) -> None:
         self.add(file, rule, NOT_APPLICABLE, message)
 
+    def acknowledge(self, entries: list[dict]) -> None:
+        """Turn the errors and warnings that match a config entry (``rule``, optional ``files``
+        glob on the file's path) into acknowledged findings that carry the entry's reason."""
+        for i, (f, (file, _)) in enumerate(zip(self.findings, self._keys)):
+            entry = next((e for e in entries if e["rule"] == f.rule and f.severity in (ERROR, WARNING)
+                          and fnmatch.fnmatch(file, e.get("files", "*"))), None)
+            if entry is not None:
+                self.findings[i] = replace(f, severity=ACKNOWLEDGED,
+                                           message=f"{f.message} [acknowledged: {entry['reason']}]")
+        worst: dict[tuple[str, str], str] = {}
+        for f, key in zip(self.findings, self._keys):
+            if _RANK[f.severity] > _RANK.get(worst.get(key), 0):
+                worst[key] = f.severity
+        self.checked = {key: worst.get(key, "passed") for key in self.checked}
+
     def count(self, severity: str, strict: bool = False) -> int:
         if strict and severity == ERROR:
-            return sum(f.severity in (ERROR, WARNING) for f in self.findings)
-        if strict and severity == WARNING:
+            return sum(f.severity in (ERROR, ACKNOWLEDGED, WARNING) for f in self.findings)
+        if strict and severity in (WARNING, ACKNOWLEDGED):
             return 0
         return sum(f.severity == severity for f in self.findings)
 
     def status_counts(self) -> dict[str, int]:
-        out = {"passed": 0, ERROR: 0, WARNING: 0, NOT_APPLICABLE: 0}
+        out = {"passed": 0, ERROR: 0, ACKNOWLEDGED: 0, WARNING: 0, NOT_APPLICABLE: 0}
         for status in self.checked.values():
             out[status] += 1
         return out
@@ -81,9 +105,10 @@ class Report:
         s = self.status_counts()
         lines.append(
             f"decodebench check: {len(self.files)} files, {len(self.checked)} rule checks: "
-            f"{s['passed']} passed, {s[ERROR]} with errors, {s[WARNING]} with warnings, "
-            f"{s[NOT_APPLICABLE]} not applicable; {self.count(ERROR)} errors, {self.count(WARNING)} "
-            f"warnings, {self.count(NOT_APPLICABLE)} not applicable"
+            f"{s['passed']} passed, {s[ERROR]} with errors, {s[ACKNOWLEDGED]} acknowledged, "
+            f"{s[WARNING]} with warnings, {s[NOT_APPLICABLE]} not applicable; {self.count(ERROR)} errors, "
+            f"{self.count(ACKNOWLEDGED)} acknowledged, {self.count(WARNING)} warnings, "
+            f"{self.count(NOT_APPLICABLE)} not applicable"
             + (" (--strict: warnings count as errors)" if strict else ""))
         return "\n".join(lines)
 
@@ -91,7 +116,7 @@ class Report:
         return json.dumps({
             "findings": [asdict(f) for f in self.sorted_findings()],
             "checks": self.status_counts(),
-            "counts": {sev: self.count(sev) for sev in (ERROR, WARNING, NOT_APPLICABLE)},
+            "counts": {sev: self.count(sev) for sev in (ERROR, ACKNOWLEDGED, WARNING, NOT_APPLICABLE)},
             "strict": strict,
             "exit_code": self.exit_code(strict),
         }, indent=1)
