@@ -71,9 +71,15 @@ def result_row(result: dict, exp: dict | None) -> dict:
     method, dataset = result["method"], result["dataset"]
     row = {
         "experiment": result["experiment"], "dataset": dataset["name"], "dataset_label": dataset["label"],
-        "prompt_tokens_config": dataset.get("prompt_tokens"),
+        # Imported results keep the source's own prompt length (selection.prompt_length, unit
+        # as the source recorded it) when it recorded no token count.
+        "prompt_tokens_config": dataset.get("prompt_tokens") if dataset.get("prompt_tokens") is not None
+        else (dataset.get("selection") or {}).get("prompt_length"),
         "method": method["name"], "method_id": method["id"],
-        "method_label": method.get("label") or method["name"],
+        # The config's label wins (imported results have only the source's name); then the
+        # label recorded at run time; then the configuration's name.
+        "method_label": ((exp or {}).get("methods", {}).get(method["name"]) or {}).get("label")
+        or method.get("label") or method["name"],
         "params": json.dumps(method["params"], sort_keys=True),
         "max_new_tokens": result["protocol"]["max_new_tokens"],
         "num_samples_config": result["protocol"].get("num_samples"),

@@ -43,11 +43,14 @@ def imported(cfg: dict) -> bool:
 
 
 def result_files(cfg: dict, experiment: str, root: Path | str = ".") -> list[str]:
-    """The experiment's result files (relative to root): from the (expanded) config for measured
-    studies; for imported ones, whatever the importer wrote under results/raw/<study>/<experiment>/."""
+    """The experiment's result files (relative to root), from the (expanded) config: one per
+    dataset and method configuration; for imported studies, the configured subset of what the
+    importer wrote (a method configuration may list its datasets; importers.configured_results)."""
     if imported(cfg):
-        base = Path(root) / "results" / "raw" / cfg["study"] / experiment
-        return sorted(str(p.relative_to(root)) for p in base.rglob("*.json"))
+        from .importers import configured_results  # only for imported studies: it loads the schema
+
+        base = Path("results") / "raw" / cfg["study"]
+        return [str(base / p) for p in configured_results(cfg) if p.parts[0] == experiment]
     exp = cfg["experiments"][experiment]
     return [result_path(cfg["study"], experiment, d, m) for d in exp["datasets"] for m in exp["methods"]]
 

@@ -397,7 +397,9 @@ def render_memory(ctx: Context, experiment: str, df) -> None:
         ("peak (MB)", _cell(fmt, "memory_mb", "peak_memory_mb_mean"), "min")], average=[
         ("average (MB)", _cell(fmt, "memory_mb", "peak_memory_mb_mean"), "min"),
         ("rel. change", _pct_cell(fmt, "peak_memory_change_pct"), None)]),
-        overhead=grouped_table(df, fmt, [
+        # Imported results often record only the total peak: no overhead table then.
+        overhead=None if "peak_memory_overhead_mb_mean" not in df or df["peak_memory_overhead_mb_mean"].isna().all()
+        else grouped_table(df, fmt, [
             ("overhead (MB)", _cell(fmt, "memory_mb", "peak_memory_overhead_mb_mean"), "min")], average=[
             ("average (MB)", _cell(fmt, "memory_mb", "peak_memory_overhead_mb_mean"), "min"),
             ("rel. change", _pct_cell(fmt, "overhead_change_pct"), None)]))
@@ -446,7 +448,9 @@ def render_length(ctx: Context, experiment: str, df) -> None:
 
 def render_prompt_length(ctx: Context, experiment: str, df) -> None:
     """Prompt-length sensitivity: dataset variants <d>_p<L> -> speedup vs L."""
-    figure_lines(ctx, df, "prompt_length", x="prompt_tokens_config", xlabel="prompt tokens",
+    imported = (df["kind"] == "imported").all()
+    xlabel = "prompt length (as recorded by the source)" if imported else "prompt tokens"
+    figure_lines(ctx, df, "prompt_length", x="prompt_tokens_config", xlabel=xlabel,
                  line=lambda r: r["method_label"], group="dataset_base")
     _range_numbers(ctx, experiment, df, "prompt_tokens_config")
 
