@@ -254,3 +254,14 @@ def test_dynatree_import_config_regenerates_tables_without_benchmarks(workspace)
         assert "; 0 errors," in report and "baseline-stability: acknowledged" in report, report[-3000:]
     if HAVE_LATEXMK:
         assert (ws / "paper" / "build" / "main.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_embedded_config_builds_the_draft_after_the_target(workspace):
+    """The distilled draft is trained from the prepared target: its job must wait for the target's
+    (a parallel start once had both processes writing the target's directory)."""
+    ws, _ = workspace
+    out = dry_run(ws, ["--configfile", "config/config.yaml", "--forceall"])
+    jobs = out.split("rule ")
+    draft = next(j for j in jobs if j.startswith("prepare_model") and "models/smollm2-draft/" in j)
+    assert "input: resources/models/smollm2-135m-instruct/decodebench_model.json" in draft, draft
+    assert re.search(r"^benchmark\s+\d+$", out, re.M), out[-2000:]

@@ -12,6 +12,8 @@ and says how to make it available.
 
 from __future__ import annotations
 
+import contextlib
+
 import importlib.metadata
 import json
 import os
@@ -86,7 +88,9 @@ def materialise(spec: dict, resources_dir: Path | str = "resources") -> Path:
     if "gguf" in spec:
         out = model_dir(spec, Path(resources_dir))
         if not (out / CARD).exists():
-            _materialise_gguf(spec, out)
+            with _exclusive(out):  # two processes preparing it at once: one writes, the other waits
+                if not (out / CARD).exists():
+                    _materialise_gguf(spec, out)
         return out
     if "distilled" in spec:
         out = model_dir(spec, Path(resources_dir))
@@ -103,6 +107,20 @@ def materialise(spec: dict, resources_dir: Path | str = "resources") -> Path:
     if "hf" in spec:
         return None  # loaded by id
     raise ModelUnavailable(f"model '{spec['name']}': none of hf, path, gguf, distilled is set")
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path):
+    """An advisory lock on `<out>.lock` (fcntl) for the duration of the block."""
+    import fcntl
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_name(out.name + ".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _materialise_gguf(spec: dict, out: Path) -> None:
