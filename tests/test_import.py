@@ -286,7 +286,7 @@ def test_cli_import(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory) -> Path:
     """All shared files imported once through the CLI; returns the output root."""
-    out = tmp_path_factory.mktemp("dynatree") / "raw"
+    out = tmp_path_factory.mktemp("dynatree") / "results" / "raw" / "dynatree"  # as the pipeline lays it out
     files = sorted(str(f) for f in DATA.glob("*.json"))
     assert main(["import", "--format", "dynatree", *files, "--out", str(out)]) == 0
     return out
@@ -425,3 +425,28 @@ def test_source_files_errors_name_the_config_key(tmp_path):
     cfg["import"] = {"format": "dynatree", "path": "d", "files": ["memory_pg19.json"]}
     with pytest.raises(ImportFormatError, match="c.yaml: import.files: not found"):
         source_files(cfg, tmp_path)
+
+
+@needs_data
+def test_check_on_the_published_files_finds_their_known_problems(imported):
+    """What check reports on the DynaTree data (the README quotes it): the ablation file's stored
+    speedups of 1.0 contradict its throughputs, four AR baselines are unstable (CV 0.19-0.23),
+    and rules that need per-prompt data are not applicable, never passed."""
+    from decodebench.check import check_paths
+    from decodebench.config import load_config
+
+    cfg = load_config(REPO / "config" / "dynatree.yaml")
+    report = check_paths([imported], cfg=cfg, regenerate_prompts=False)
+    by_rule = {}
+    for f in report.findings:
+        by_rule.setdefault((f.rule, f.severity), []).append(f)
+    wrong_speedups = by_rule[("arithmetic", "acknowledged")]
+    assert len(wrong_speedups) == 13 and all("/ablation/" in f.file for f in wrong_speedups)
+    assert "found 1.000" in wrong_speedups[0].message
+    unstable = by_rule[("baseline-stability", "acknowledged")]
+    assert len(unstable) == 4 and any("main/pg19/ar.json" in f.file for f in unstable)
+    assert len(by_rule[("lossless", "not-applicable")]) > 0
+    assert report.exit_code() == 0 and report.exit_code(strict=True) == 1
+    # Without the config's acknowledgements they are errors.
+    bare = check_paths([imported], cfg={**cfg, "check": {}}, regenerate_prompts=False)
+    assert bare.exit_code() == 1 and bare.count("error") == 18

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .artifacts import rule_artifacts, rule_dataset_names, rule_manuscript
 from .groups import (groups, rule_baseline_stability, rule_comparability, rule_experiment_comparability,
-                     rule_lossless)
+                     rule_lossless, rule_source_speedups)
 from .inputs import Inputs, rule_dataset_provenance, rule_staleness
 from .per_result import (read_result, rule_arithmetic, rule_definitions, rule_errors, rule_memory,
                          rule_provenance)
@@ -75,6 +75,7 @@ def check_paths(paths: list[Path], cfg: dict | None = None, root: Path = Path(".
         rule_comparability(group, cfg, report)
     rule_experiment_comparability(table_groups, cfg, report)
     rule_baseline_stability(table_groups, cfg, report, cv_threshold)
+    rule_source_speedups(table_groups, cfg, report)
     if artifacts:
         rule_artifacts(root, cfg, report, rerender=rerender)
         rule_manuscript(root, report)

@@ -226,3 +226,30 @@ def rule_baseline_stability(all_groups: dict[tuple, list[Result]], cfg: dict | N
             report.warning(path, "baseline-stability",
                            f"baseline tokens/s is much noisier than the other baselines (expected CV <= "
                            f"{relative_factor:g} x {usual:.3f}, found {cv:.3f}); speedups that depend on it: {deps}")
+
+
+SOURCE_SPEEDUP_TOLERANCE = 0.005  # relative; the source's speedups are unrounded ratios
+
+
+def rule_source_speedups(all_groups: dict[tuple, list[Result]], cfg: dict | None, report: Report) -> None:
+    """Imported results: the speedup the source stored (``source_summary.speedup``) must equal the
+    ratio of the result's tokens/s to its baseline's, both as imported (rule id arithmetic)."""
+    for group in all_groups.values():
+        for res in group:
+            stored = (res.data.get("source_summary") or {}).get("speedup")
+            if not res.imported or stored is None:
+                continue
+            base = baseline_of(res, group, cfg)
+            tps = res.summary_mean("tokens_per_s")
+            base_tps = base.summary_mean("tokens_per_s") if base is not None else None
+            if not tps or not base_tps:
+                report.not_applicable(res.path, "arithmetic", "the source's speedup cannot be recomputed "
+                                                              "(no baseline with tokens/s in this table)")
+                continue
+            report.ran(res.path, "arithmetic")
+            ratio = tps / base_tps
+            if abs(ratio / stored - 1) > SOURCE_SPEEDUP_TOLERANCE:
+                report.error(res.path, "arithmetic",
+                             f"the source's speedup disagrees with its own throughputs (expected "
+                             f"{tps:.2f} / {base_tps:.2f} tokens/s of {base.method} = {ratio:.3f}, "
+                             f"found {stored:.3f}); tables use the recomputed value")

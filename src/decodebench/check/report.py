@@ -25,6 +25,11 @@ ACKNOWLEDGED = "acknowledged"
 _RANK = {ERROR: 4, ACKNOWLEDGED: 3, WARNING: 2, NOT_APPLICABLE: 1}
 
 
+def _matches(path: str, pattern: str) -> bool:
+    """Glob match on the path as reported, or on its tail (results checked from another root)."""
+    return fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(path, "*/" + pattern)
+
+
 @dataclass(frozen=True)
 class Finding:
     file: str  # path as given (text files: "path:line")
@@ -71,7 +76,7 @@ class Report:
         glob on the file's path) into acknowledged findings that carry the entry's reason."""
         for i, (f, (file, _)) in enumerate(zip(self.findings, self._keys)):
             entry = next((e for e in entries if e["rule"] == f.rule and f.severity in (ERROR, WARNING)
-                          and fnmatch.fnmatch(file, e.get("files", "*"))), None)
+                          and _matches(file, e.get("files", "*"))), None)
             if entry is not None:
                 self.findings[i] = replace(f, severity=ACKNOWLEDGED,
                                            message=f"{f.message} [acknowledged: {entry['reason']}]")
