@@ -50,6 +50,13 @@ def model_marker(role):
     return None
 
 
+def model_prerequisites(wildcards):
+    """A distilled draft is built from the prepared target: it waits for the target's card."""
+    spec = next(m for m in CFG["models"].values() if m["name"] == wildcards.model)
+    target = model_marker("target")
+    return [ancient(target)] if "distilled" in spec and target else []
+
+
 def prepared_models():
     return [m for m in (model_marker(role) for role in sorted(CFG["models"])) if m]
 

@@ -2,13 +2,6 @@
 # resources/prompts/<study>/. Benchmark jobs depend on these as ancient() inputs.
 
 
-def model_prerequisites(wildcards):
-    """A distilled draft is built from the prepared target: it waits for the target's card."""
-    spec = next(m for m in CFG["models"].values() if m["name"] == wildcards.model)
-    target = model_marker("target")
-    return [ancient(target)] if "distilled" in spec and target else []
-
-
 rule prepare_model:
     input:
         model_prerequisites,
