@@ -21,11 +21,14 @@ What it does:
        predicted speedup = new_tokens * c_t(1) / sum over rounds (d_r * c_d(1) + c_t(p_r + 1))
 
    with p_r the drafts proposed in round r and d_r the draft forwards it took (p_r for
-   linear and hf_assisted, 0 for pld, whose lookup needs no model). With a constant K this is
+   linear and hf_assisted, 0 for pld, whose lookup needs no model; for tree and dynatree p_r
+   is the tree's node count and d_r its depth, one batched draft forward per level, each
+   costed as c_d(1): a level's forward over several nodes costs at least that, so the
+   prediction is optimistic for trees and their ratio conservative). With a constant K this is
    the textbook (accepted + 1) * c_t(1) / (K c_d(1) + c_t(K + 1)). Realised speedup includes
    the prefill (for AR and the method alike) and the predicted does not, which lowers the
-   ratio a little for short generations. Methods without a cost model here (tree methods:
-   nodes per level are not in the records) show no prediction; add one to DRAFT_FORWARDS.
+   ratio a little for short generations. A method without an entry in DRAFT_FORWARDS shows
+   no prediction.
 
 Result files go to --out-dir (default: a fresh temporary directory, printed), the prompt file
 next to them (nothing is written into resources/). --draft PATH uses a local model directory
@@ -59,7 +62,14 @@ from decodebench.prompts import read_prompt_set  # noqa: E402
 
 EXPERIMENT = "speculative_bench"
 # Draft-model forwards in a round that proposed p tokens, per method id (the cost model).
-DRAFT_FORWARDS = {"linear": lambda p: p, "hf_assisted": lambda p: p, "pld": lambda p: 0}
+# method id -> draft forwards per round, from a result record (None: not recorded).
+DRAFT_FORWARDS = {
+    "linear": lambda rec: rec.get("proposed_per_round"),
+    "hf_assisted": lambda rec: rec.get("proposed_per_round"),
+    "pld": lambda rec: [0] * len(rec.get("proposed_per_round") or []),
+    "tree": lambda rec: (rec.get("extra") or {}).get("tree_depth_per_round"),
+    "dynatree": lambda rec: (rec.get("extra") or {}).get("tree_depth_per_round"),
+}
 
 
 def bench_config(args) -> tuple[dict, str, dict[str, str]]:
@@ -125,11 +135,12 @@ def forward_costs(cfg: dict, prompt_ids: list[int], widths: set[int], repeats: i
 
 
 def predicted_speedup(method_id: str, record: dict, costs: dict) -> float | None:
-    forwards = DRAFT_FORWARDS.get(method_id)
-    if forwards is None or record.get("proposed_per_round") is None:
+    draft_forwards = DRAFT_FORWARDS[method_id](record) if method_id in DRAFT_FORWARDS else None
+    proposed = record.get("proposed_per_round")
+    if draft_forwards is None or proposed is None or len(draft_forwards) != len(proposed):
         return None
     c_t, c_d = costs["target_s"], costs["draft_1_s"] or 0.0
-    spec_time = sum(forwards(p) * c_d + c_t[p + 1] for p in record["proposed_per_round"])
+    spec_time = sum(d * c_d + c_t[p + 1] for d, p in zip(draft_forwards, proposed))
     return record["new_tokens"] * c_t[1] / spec_time
 
 
