@@ -122,3 +122,16 @@ def test_nan_is_rejected(tmp_path):
     data["records"][0]["ttft_s"] = float("nan")
     with pytest.raises(ResultError, match="ttft_s"):
         write_result(tmp_path / "r.json", data)
+
+
+def test_atomic_writes_get_a_normal_file_mode(tmp_path):
+    import os
+
+    from decodebench.results import atomic_write_text
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644  # mkstemp alone would leave 0600

@@ -187,6 +187,26 @@ def _get(df, dataset, method, col):
     return None if _missing(v) else v
 
 
+def _rows_by_label(df, methods: list[tuple[str, str]]) -> list[tuple[list[str], str]]:
+    """One table row per label: configurations that share a label and were run on disjoint
+    datasets (a method tuned per dataset, as the DynaTree paper's Linear and DynaTree rows)
+    become one row; otherwise each configuration keeps its own row."""
+    by_label: dict[str, list[str]] = {}
+    for m, label in methods:
+        by_label.setdefault(label, []).append(m)
+    rows, done = [], set()
+    for m, label in methods:
+        if m in done:
+            continue
+        names = by_label[label]
+        seen = [set(df.loc[df["method"] == n, "dataset"]) for n in names]
+        disjoint = sum(len(s) for s in seen) == len(set().union(*seen))
+        group = names if len(names) > 1 and disjoint else [m]
+        done.update(group)
+        rows.append((group, label))
+    return rows
+
+
 def grouped_table(df, fmt: Formats, columns: list[tuple[str, Callable, str | None]],
                   average: list[tuple[str, Callable, str | None]] | None = None,
                   method_filter: Callable | None = None) -> dict:
@@ -197,15 +217,16 @@ def grouped_table(df, fmt: Formats, columns: list[tuple[str, Callable, str | Non
     methods = [(m, lab) for m, lab in _methods(df) if method_filter is None or method_filter(df, m)]
     avg = analysis.across_datasets(df) if average else None
     rows, best = [], {}
-    for m, label in methods:
+    for names, label in _rows_by_label(df, methods):
         cells = [Cell(latex_escape(label))]
         for d, _ in datasets:
-            sel = df[(df["dataset"] == d) & (df["method"] == m)]
+            sel = df[(df["dataset"] == d) & df["method"].isin(names)]
             r = sel.iloc[0] if not sel.empty else None
             for _, make, _ in columns:
                 cells.append(make(r) if r is not None else Cell(Markup("--")))
         if average:
-            sel = avg[avg["method"] == m]
+            # Averages only over one configuration: a row merged from several has none.
+            sel = avg[avg["method"] == names[0]] if len(names) == 1 else avg.iloc[0:0]
             r = sel.iloc[0] if not sel.empty else None
             for _, make, _ in average:
                 cells.append(make(r) if r is not None else Cell(Markup("--")))
@@ -449,7 +470,7 @@ def render_length(ctx: Context, experiment: str, df) -> None:
 def render_prompt_length(ctx: Context, experiment: str, df) -> None:
     """Prompt-length sensitivity: dataset variants <d>_p<L> -> speedup vs L."""
     imported = (df["kind"] == "imported").all()
-    xlabel = "prompt length (as recorded by the source)" if imported else "prompt tokens"
+    xlabel = "prompt length (source's unit)" if imported else "prompt tokens"
     figure_lines(ctx, df, "prompt_length", x="prompt_tokens_config", xlabel=xlabel,
                  line=lambda r: r["method_label"], group="dataset_base")
     _range_numbers(ctx, experiment, df, "prompt_tokens_config")

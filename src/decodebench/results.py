@@ -82,6 +82,12 @@ def validate(data: Any, source: str | Path = "<result>") -> None:
         raise ResultError(f"{source}: invalid result file:\n  {shown}{more}")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write text so that `path` is either untouched or complete."""
     path = Path(path)
@@ -92,6 +98,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file a normal file's mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
