@@ -128,8 +128,7 @@ def expand_config(cfg: dict, source: str | Path = "<config>") -> dict:
                     variant = copy.deepcopy(spec)
                     variant.setdefault("protocol", {})["max_new_tokens"] = length
                     methods[f"{name}_t{length}"] = variant
-            exp["methods"] = methods
-            exp["baseline"] = exp["baseline"]  # baseline refers to the base name; see baseline_for
+            exp["methods"] = methods  # the baseline keeps its base name; see analysis.baseline_for
     return cfg
 
 

@@ -42,8 +42,8 @@ def imported(cfg: dict) -> bool:
     return bool(cfg.get("import"))
 
 
-def result_files(cfg: dict, experiment: str, root: Path | str = ".") -> list[str]:
-    """The experiment's result files (relative to root), from the (expanded) config: one per
+def result_files(cfg: dict, experiment: str) -> list[str]:
+    """The experiment's result files (relative to the repository root), from the (expanded) config: one per
     dataset and method configuration; for imported studies, the configured subset of what the
     importer wrote (a method configuration may list its datasets; importers.configured_results)."""
     if imported(cfg):

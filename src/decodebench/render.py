@@ -851,7 +851,7 @@ def render_all(cfg: dict, out_dir: Path, root: Path | str = ".") -> dict:
                   tables={}, numbers=[], flags=[])
     inputs, all_results = {}, []
     for e in sorted(cfg["experiments"]):
-        files = layout.result_files(cfg, e, root)
+        files = layout.result_files(cfg, e)
         inputs[e] = {f: file_sha256(root / f) for f in files}
         all_results += [load_result(root / f) for f in files]
         ctx.tables[e] = analysis.read_table(root / layout.table_path(cfg["study"], e))

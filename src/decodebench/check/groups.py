@@ -248,7 +248,7 @@ def rule_source_speedups(all_groups: dict[tuple, list[Result]], cfg: dict | None
                 continue
             report.ran(res.path, "arithmetic")
             ratio = tps / base_tps
-            if abs(ratio / stored - 1) > SOURCE_SPEEDUP_TOLERANCE:
+            if abs(ratio - stored) > SOURCE_SPEEDUP_TOLERANCE * abs(stored):  # no division: a stored 0 is an error
                 report.error(res.path, "arithmetic",
                              f"the source's speedup disagrees with its own throughputs (expected "
                              f"{tps:.2f} / {base_tps:.2f} tokens/s of {base.method} = {ratio:.3f}, "
