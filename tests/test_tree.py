@@ -181,7 +181,9 @@ def test_lossless_equals_ar(models, arch, draft_kind):
             assert len(ref.new_ids) == 1 + s["rounds"] + s["draft_tokens_accepted"]
             assert s["extra"]["tree_size_per_round"] == s["proposed_per_round"]
             assert all(a <= d for a, d in zip(s["accepted_per_round"], s["extra"]["tree_depth_per_round"]))
-            assert ctx.phase_time_s["draft"] > 0 and ctx.phase_time_s["verify"] > 0
+            phases = ctx.phase_times()
+            assert phases["draft_time_s"] > 0 and phases["verify_time_s"] > 0 and phases["prefill_time_s"] > 0
+            assert len(phases["verify_time_per_round_s"]) == s["rounds"]
             assert 0 < m.ttft_s <= m.wall_time_s
             accepted_any += s["draft_tokens_accepted"]
             if "max_nodes" in params:

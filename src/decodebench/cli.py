@@ -9,18 +9,22 @@ from pathlib import Path
 
 def _cmd_run(args) -> int:
     from .config import load_config
-    from .harness import run_job
+    from .harness import run_group
 
+    if len(args.method) != len(args.out):
+        raise SystemExit(f"decodebench run: give one --out per --method (got {len(args.method)} methods, "
+                         f"{len(args.out)} outputs)")
     cfg = load_config(args.config)
-    result = run_job(cfg, args.experiment, args.dataset, args.method, args.out, limit=args.limit,
-                     max_new_tokens=args.max_new_tokens, prompts_path=args.prompts,
-                     progress=not args.quiet)
-    s = result["summary"]
-    print(f"{args.out}: {result['protocol']['prompts_measured']} prompts, "
-          f"{s['tokens_per_s']['mean']:.2f} tokens/s, "
-          f"peak {s['peak_memory_mb']['mean']:.1f} MB (overhead {s['peak_memory_overhead_mb']['mean']:.1f} MB)")
-    for e in result["errors"]:
-        print(f"{args.out}: prompt {e['prompt_index']} failed: {e['message']}", file=sys.stderr)
+    outs = dict(zip(args.method, args.out))
+    results = run_group(cfg, args.experiment, args.dataset, args.method, outs, limit=args.limit,
+                        max_new_tokens=args.max_new_tokens, prompts_path=args.prompts, progress=not args.quiet)
+    for name, result in results.items():
+        s = result["summary"]
+        print(f"{outs[name]}: {result['protocol']['prompts_measured']} prompts x {result['protocol']['repeats']} "
+              f"repeats, {s['tokens_per_s']['mean']:.2f} tokens/s, "
+              f"peak {s['peak_memory_mb']['mean']:.1f} MiB (overhead {s['peak_memory_overhead_mb']['mean']:.1f} MiB)")
+        for e in result["errors"]:
+            print(f"{outs[name]}: prompt {e['prompt_index']} failed: {e['message']}", file=sys.stderr)
     return 0
 
 
@@ -150,12 +154,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="decodebench", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("run", help="run one benchmark job and write its result JSON")
+    r = sub.add_parser("run", help="run one benchmark job (one or more method configurations, measured "
+                                   "interleaved) and write one result JSON per configuration")
     r.add_argument("--config", required=True, help="study config (YAML)")
     r.add_argument("--experiment", required=True)
     r.add_argument("--dataset", required=True)
-    r.add_argument("--method", required=True, help="a method configuration name of the experiment")
-    r.add_argument("--out", required=True, help="result file to write (atomically)")
+    r.add_argument("--method", required=True, action="append",
+                   help="a method configuration name of the experiment; repeat it to measure several "
+                        "interleaved in this one job")
+    r.add_argument("--out", required=True, action="append",
+                   help="result file to write (atomically), one per --method, in the same order")
     r.add_argument("--limit", type=int, help="measure only the first N prompts (recorded in the result)")
     r.add_argument("--max-new-tokens", type=int, help="override the token budget (recorded in the result)")
     r.add_argument("--prompts", help="prompt JSONL to use instead of the one under resources/")

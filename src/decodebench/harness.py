@@ -1,30 +1,56 @@
-"""One benchmark job: load models and prompts, warm up, measure every prompt, write the result.
+"""Benchmark jobs: load models and prompts once, warm up, measure, write one result per method.
 
-    run_job(cfg, "main", "gutenberg", "ar", out="results/raw/embedded/main/gutenberg/ar.json")
+    run_group(cfg, "main", "gutenberg", ["ar", "linear"], {"ar": "…/ar.json", "linear": "…/linear.json"})
+    run_job(cfg, "main", "gutenberg", "ar", out="…/ar.json")          # a group of one
 
-Warmups run the method on the first prompt and are not measured. Each measured generation
-is bracketed by the tracker (timing and true peak memory). A prompt whose generation raises
-is recorded in ``errors`` and the others go on; a job where every prompt failed writes
-nothing and raises.
+Protocol (docs/pipeline.md, "Measurement protocol"):
+
+- A job is a group of method configurations of one (experiment, dataset). With
+  ``protocol.pairing: interleaved`` (the default) the group is every configuration of the
+  experiment, measured in ONE process: the models are loaded once, every configuration runs
+  its warmups (unmeasured), then the measurements are interleaved in blocks: for each repeat
+  r, for each prompt i, every configuration once, in the order of the configuration list
+  rotated by (i + r) (a cyclic Latin square: over M consecutive blocks each configuration
+  takes each position once). So a method and its baseline on the same prompt and repeat are
+  measured seconds apart, under the same machine state, and their ratio is a paired
+  measurement. ``pairing: per_method`` makes one job per configuration (clusters that give
+  each job its own GPU); the protocol is the same within the job.
+- Each measurement starts from a clean baseline (garbage collected, freed heap returned,
+  peak reset: ``measurement.Tracker``); nothing of one generation is referenced once its
+  record is built, so it cannot be resident during the next one's timed region.
+- A prompt's generation that raises is recorded in ``errors`` and the others go on; a
+  configuration whose every generation failed writes nothing and the job raises.
+- ``check.remeasure: N`` (default 0): blocks with a busy measurement (``telemetry.busy``) are
+  measured again, at most N times each; superseded records are kept in the result's
+  ``remeasured`` list with the reason, never dropped.
+- After measuring (outside every timed region), greedy AR's records get the float32 top-2
+  margin of the target's logits at every output position, from one teacher-forced forward:
+  ``check``'s ``lossless`` rule uses it to tell a near-tie from a bug.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from . import provenance
-from .config import Job, resolve_job
+from . import provenance, telemetry
+from .config import ConfigError, Job, resolve_job
 from .measurement import Tracker
-from .methods import Budget, GenContext, get_method
+from .methods import Budget, GenContext, MethodSpec, counting_forwards, get_method
 from .models import load_model, load_tokenizer
 from .prompts import LABELS, SOURCE_KIND, prompt_file, read_prompt_set, select_prompts, write_prompt_set
 from .results import SCHEMA_VERSION, ids_sha256, summarise, write_result
+
+PAIRINGS = ("interleaved", "per_method")
+# Fields every job of one group must share: they are loaded or set once per process.
+_SHARED = ("study", "experiment", "dataset", "dataset_spec", "device", "dtype", "threads", "seed",
+           "resources_dir")
 
 
 def ensure_prompts(job: Job, tokenizer=None, path: Path | None = None) -> Path:
@@ -42,86 +68,243 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _record(index: int, repeat: int, prompt: dict, output, m) -> dict:
+def block_order(methods: list[str], prompt_index: int, repeat: int) -> list[str]:
+    """The measurement order of one block: the configuration list rotated by (i + r)."""
+    shift = (prompt_index + repeat) % len(methods)
+    return methods[shift:] + methods[:shift]
+
+
+@dataclass
+class Member:
+    """One method configuration of a group: its job, method and budget."""
+    job: Job
+    spec: MethodSpec
+    params: object
+    budget: Budget
+    out: Path
+
+
+def _record(index: int, repeat: int, prompt: dict, output, m, ctx: GenContext, spec: MethodSpec) -> dict:
     new = output.num_new_tokens
-    ttft = m.ttft_s
+    lat = m.latency()
+    counts = ctx.forward_counts
     record = {
         "prompt_index": index, "prompt_id": prompt["id"], "repeat": repeat,
         "prompt_tokens": len(prompt["input_ids"]), "new_tokens": new,
         "wall_time_s": m.wall_time_s, "tokens_per_s": new / m.wall_time_s,
-        "ttft_s": ttft,
-        "tpot_s": (m.wall_time_s - ttft) / (new - 1) if ttft is not None and new > 1 else None,
+        "ttft_s": lat.ttft_s, "tokens_at_first_commit": lat.tokens_at_first_commit,
+        "tpot_s": lat.tpot_s, "tpot_p50_s": lat.tpot_p50_s, "tpot_p90_s": lat.tpot_p90_s,
+        "tpot_p99_s": lat.tpot_p99_s,
+        "commit_times_s": m.commit_times_s, "commit_tokens": m.commit_tokens,
+        "target_forwards": counts["target"].forwards,
+        "draft_forwards": counts["draft"].forwards if "draft" in counts else None,
+        "tokens_per_target_forward": (new / counts["target"].forwards
+                                      if spec.greedy and not spec.multi_sample and counts["target"].forwards
+                                      else None),
         "peak_memory_mb": m.peak_memory_mb, "peak_memory_overhead_mb": m.peak_memory_overhead_mb,
         "baseline_memory_mb": m.baseline_memory_mb, "peak_reserved_mb": m.peak_reserved_mb,
+        "baseline_rss_anon_mb": m.baseline_rss_anon_mb, "baseline_rss_file_mb": m.baseline_rss_file_mb,
         "memory_exact": m.memory_exact,
         "output_sha256": ids_sha256(output.new_ids if output.samples is None
                                     else [t for s in output.samples for t in s]),
+        "output_ids": list(output.new_ids) if spec.greedy and output.samples is None else None,
+        "telemetry": m.telemetry,
     }
     record.update(output.stats)
+    record.update(ctx.phase_times())
     return record
+
+
+@torch.inference_mode()
+def top2_margins(model, prompt_ids: list[int], output_ids: list[int], device: str) -> list[float]:
+    """Float32 top-1 minus top-2 logit of `model` at each output position (teacher-forced).
+
+    Position j is the choice of output token j after prompt + output[:j]. One forward over
+    prompt + output[:-1], logits for the last len(output) positions only."""
+    if not output_ids:
+        return []
+    ids = torch.tensor([prompt_ids + output_ids[:-1]], dtype=torch.long, device=device)
+    logits = model(input_ids=ids, logits_to_keep=len(output_ids)).logits[0].float()  # [new, vocab]
+    top = logits.topk(2, dim=-1).values
+    return [float(f"{v:.6g}") for v in (top[:, 0] - top[:, 1]).tolist()]
+
+
+def _check_group(jobs: list[Job], where: str) -> None:
+    first = jobs[0]
+    for job in jobs[1:]:
+        for name in _SHARED:
+            if getattr(job, name) != getattr(first, name):
+                raise ConfigError(f"{where}: configurations {first.method_name!r} and {job.method_name!r} are "
+                                  f"measured in one job but differ in {name}")
+        for name in ("warmups", "repeats"):
+            if job.protocol[name] != first.protocol[name]:
+                raise ConfigError(f"{where}: paired measurement needs one protocol.{name} for the whole "
+                                  f"experiment; {first.method_name!r} has {first.protocol[name]}, "
+                                  f"{job.method_name!r} has {job.protocol[name]}")
+        if job.models["target"] != first.models["target"]:
+            raise ConfigError(f"{where}: configurations of one job must share models.target")
+
+
+def _check_writable(paths: list[Path]) -> None:
+    """Refuse before measuring when a result could not be written afterwards."""
+    for path in paths:
+        parent = path.parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir() or not _can_write(parent):
+            raise OSError(f"{path}: cannot write the result here ({parent} is not a writable directory); "
+                          f"nothing was measured")
+
+
+def _can_write(directory: Path) -> bool:
+    import os
+
+    return os.access(directory, os.W_OK | os.X_OK)
 
 
 def run_job(cfg: dict, experiment: str, dataset: str, method: str, out: str | Path,
             limit: int | None = None, max_new_tokens: int | None = None,
             prompts_path: str | Path | None = None, progress: bool = True) -> dict:
-    job = resolve_job(cfg, experiment, dataset, method, limit=limit, max_new_tokens=max_new_tokens)
-    spec = get_method(job.method_id)
+    """One method configuration alone (a group of one); returns its result."""
+    return run_group(cfg, experiment, dataset, [method], {method: out}, limit=limit,
+                     max_new_tokens=max_new_tokens, prompts_path=prompts_path, progress=progress)[method]
+
+
+def run_group(cfg: dict, experiment: str, dataset: str, methods: list[str], outs: dict[str, str | Path],
+              limit: int | None = None, max_new_tokens: int | None = None,
+              prompts_path: str | Path | None = None, progress: bool = True) -> dict[str, dict]:
+    """Measure `methods` of (experiment, dataset) interleaved in one process (see the module
+    docstring); write one result per method to outs[method]; return {method: result}."""
+    where = cfg.get("_file", "<config>")
+    if len(set(methods)) != len(methods) or set(methods) != set(outs):
+        raise ValueError(f"{where}: run_group needs distinct methods, one output each (got {methods}, {sorted(outs)})")
+    jobs = [resolve_job(cfg, experiment, dataset, m, limit=limit, max_new_tokens=max_new_tokens) for m in methods]
+    _check_group(jobs, where)
+    _check_writable([Path(outs[m]) for m in methods])
+    first = jobs[0]
     started = provenance.now()
     commit, dirty = provenance.git_state()
-    if job.threads:
-        torch.set_num_threads(job.threads)
-    if job.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"{cfg.get('_file')}: device is cuda but torch sees no CUDA device")
+    if first.threads:
+        torch.set_num_threads(first.threads)
+    if first.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"{where}: device is cuda but torch sees no CUDA device")
 
-    target = load_model(job.models["target"], job.device, job.dtype, job.resources_dir)
-    draft = (load_model(job.models["draft"], job.device, job.dtype, job.resources_dir)
-             if spec.needs_draft else None)
-    ppath = ensure_prompts(job, target.tokenizer, Path(prompts_path) if prompts_path else None)
+    specs = [get_method(j.method_id) for j in jobs]
+    target = load_model(first.models["target"], first.device, first.dtype, first.resources_dir)
+    draft_spec = next((j.models["draft"] for j, s in zip(jobs, specs) if s.needs_draft), None)
+    draft = load_model(draft_spec, first.device, first.dtype, first.resources_dir) if draft_spec else None
+    ppath = ensure_prompts(first, target.tokenizer, Path(prompts_path) if prompts_path else None)
     prompts, meta = read_prompt_set(ppath)
     requested = len(prompts) if limit is None else min(limit, len(prompts))
     prompts = prompts[:requested]
 
     eos = target.tokenizer.eos_token_id
-    eos_ids = frozenset([eos] if isinstance(eos, int) else (eos or [])) if job.protocol["stop_at_eos"] else None
-    budget = Budget(max_new_tokens=job.protocol["max_new_tokens"], eos_token_ids=eos_ids)
-    params = spec.make_params(job.params)
-    tracker = Tracker(job.device)
-    generate = spec.generate
+    eos_all = frozenset([eos] if isinstance(eos, int) else (eos or []))
+    members = {}
+    for job, spec in zip(jobs, specs):
+        budget = Budget(max_new_tokens=job.protocol["max_new_tokens"],
+                        eos_token_ids=eos_all if job.protocol["stop_at_eos"] else None)
+        members[job.method_name] = Member(job, spec, spec.make_params(job.params), budget, Path(outs[job.method_name]))
+    tracker = Tracker(first.device, first.threads)
+    remeasure = int((cfg.get("check") or {}).get("remeasure", 0))
+    pairing = "interleaved" if len(methods) > 1 else "per_method"
+    t0 = time.perf_counter()
 
-    def one(prompt: dict, seed: int):
-        ids = torch.tensor([prompt["input_ids"]], dtype=torch.long, device=job.device)
+    def one(member: Member, prompt: dict, seed: int):
+        ids = torch.tensor([prompt["input_ids"]], dtype=torch.long, device=first.device)
         set_seed(seed)
+        ctx = GenContext(target=target.model, draft=draft.model if member.spec.needs_draft else None,
+                         prompt_ids=ids, budget=member.budget, params=member.params, clock=None, seed=seed,
+                         num_samples=member.job.protocol["num_samples"],
+                         temperature=member.job.protocol["temperature"])
         with tracker.measure() as m:
-            ctx = GenContext(target=target.model, draft=draft.model if draft else None, prompt_ids=ids,
-                             budget=budget, params=params, clock=m, seed=seed,
-                             num_samples=job.protocol["num_samples"], temperature=job.protocol["temperature"])
-            output = generate(ctx)
-        if ctx.phase_time_s:
-            output.stats.setdefault("draft_time_s", ctx.phase_time_s.get("draft"))
-            output.stats.setdefault("verify_time_s", ctx.phase_time_s.get("verify"))
-        return output, m
+            ctx.clock = m
+            with counting_forwards(ctx):
+                output = member.spec.generate(ctx)
+        return output, m, ctx
 
-    records, errors = [], []
-    total = job.protocol["warmups"] + requested * job.protocol["repeats"]
-    label = f"{job.experiment}/{job.dataset}/{job.method_name}"
-    with tqdm(total=total, desc=label, unit="gen", file=sys.stderr, disable=not progress) as bar:
-        for w in range(job.protocol["warmups"]):
-            one(prompts[w % len(prompts)], job.seed)
+    records = {m: {} for m in methods}  # method -> {(prompt, repeat): record}
+    superseded = {m: [] for m in methods}
+    errors = {m: [] for m in methods}
+    previous_reason: dict[tuple[int, int], str] = {}  # why a block is being measured again
+
+    def measure_block(index: int, repeat: int, attempt: int) -> list[str]:
+        """Every configuration once on prompt `index`; returns why the block was busy (if it was)."""
+        reasons = []
+        for position, name in enumerate(block_order(methods, index, repeat)):
+            member = members[name]
+            try:
+                output, m, ctx = one(member, prompts[index], first.seed + index)
+                record = _record(index, repeat, prompts[index], output, m, ctx, member.spec)
+                del output, ctx
+            except Exception as exc:  # recorded, never dropped
+                errors[name].append({"prompt_index": index, "repeat": repeat,
+                                     "message": f"{type(exc).__name__}: {exc}"})
+                continue
+            record.update(block=index + repeat * len(prompts), order_position=position, attempt=attempt,
+                          measured_at_s=time.perf_counter() - t0)
+            if (why := telemetry.busy(record["telemetry"])) is not None:
+                reasons.append(f"{name}: {why}")
+            previous = records[name].get((index, repeat))
+            if previous is not None:
+                superseded[name].append({**previous, "superseded_reason": previous_reason[(index, repeat)]})
+            records[name][(index, repeat)] = record
             bar.update()
-        for index, prompt in enumerate(prompts):
-            for repeat in range(job.protocol["repeats"]):
-                try:
-                    output, m = one(prompt, job.seed + index)
-                    records.append(_record(index, repeat, prompt, output, m))
-                except Exception as exc:  # recorded, never dropped
-                    errors.append({"prompt_index": index, "repeat": repeat,
-                                   "message": f"{type(exc).__name__}: {exc}"})
-                bar.update()
-    if not records:
-        raise RuntimeError(f"{label}: every prompt failed; first error: {errors[0]['message']}")
+        return reasons
 
+    warmups = first.protocol["warmups"]
+    repeats = first.protocol["repeats"]
+    label = f"{first.experiment}/{first.dataset}/" + ("+".join(methods) if len(methods) <= 3 else f"{len(methods)} methods")
+    with tqdm(total=len(methods) * (warmups + requested * repeats), desc=label, unit="gen", file=sys.stderr,
+              disable=not progress) as bar:
+        for name in methods:
+            for w in range(warmups):
+                one(members[name], prompts[w % len(prompts)], first.seed)
+                bar.update()
+        for repeat in range(repeats):
+            for index in range(requested):
+                reasons = measure_block(index, repeat, 0)
+                attempt = 0
+                while reasons and attempt < remeasure:
+                    attempt += 1
+                    previous_reason[(index, repeat)] = "busy machine: " + "; ".join(reasons)
+                    bar.total += len(methods)
+                    reasons = measure_block(index, repeat, attempt)
+
+    margins = _ar_margins(members, records, prompts, target.model, first.device)
+    results = {}
+    for name in methods:
+        member = members[name]
+        recs = [records[name][k] for k in sorted(records[name])]
+        if not recs:
+            raise RuntimeError(f"{label}: every prompt of {name} failed; first error: {errors[name][0]['message']}")
+        for r in recs:
+            r["ar_top2_margin"] = margins.get(r["prompt_index"]) if member.spec.id == "ar" else None
+        results[name] = _result(cfg, member, target, draft if member.spec.needs_draft else None, ppath, meta,
+                                requested, recs, superseded[name], errors[name], pairing, methods, tracker,
+                                commit, dirty, started)
+    for name in methods:
+        write_result(members[name].out, results[name])
+    return results
+
+
+def _ar_margins(members: dict, records: dict, prompts: list[dict], model, device: str) -> dict[int, list[float]]:
+    """Top-2 margins along greedy AR's output, once per prompt (AR's output is deterministic)."""
+    out = {}
+    for name, member in members.items():
+        if member.spec.id != "ar":
+            continue
+        for (index, _), r in sorted(records[name].items()):
+            if index not in out and r["output_ids"]:
+                out[index] = top2_margins(model, prompts[index]["input_ids"], r["output_ids"], device)
+    return out
+
+
+def _result(cfg, member: Member, target, draft, ppath, meta, requested, records, superseded, errors,
+            pairing, group, tracker, commit, dirty, started) -> dict:
+    job, spec = member.job, member.spec
     spec_dataset = job.dataset_spec
-    result = {
+    return {
         "schema_version": SCHEMA_VERSION,
         "kind": "measured",
         "study": job.study,
@@ -137,11 +320,11 @@ def run_job(cfg: dict, experiment: str, dataset: str, method: str, out: str | Pa
         "method": {"name": job.method_name, "id": job.method_id, "params": job.params,
                    "lossless": spec.lossless, "greedy": spec.greedy, "label": job.label, "source_name": None},
         "protocol": {
-            "max_new_tokens": budget.max_new_tokens, "stop_at_eos": job.protocol["stop_at_eos"],
+            "max_new_tokens": member.budget.max_new_tokens, "stop_at_eos": job.protocol["stop_at_eos"],
             "warmups": job.protocol["warmups"], "repeats": job.protocol["repeats"], "seed": job.seed,
             "num_samples": job.protocol["num_samples"] if spec.multi_sample else None,
             "prompts_requested": requested, "prompts_measured": len({r["prompt_index"] for r in records}),
-            "overrides": job.overrides,
+            "overrides": job.overrides, "pairing": pairing, "group": list(group),
         },
         "models": {"target": target.identity, "draft": draft.identity if draft else None},
         "environment": provenance.environment(job.device, job.dtype, tracker.memory_kind),
@@ -153,8 +336,7 @@ def run_job(cfg: dict, experiment: str, dataset: str, method: str, out: str | Pa
             "source_file": None, "source_sha256": None, "source_record": None, "notes": None,
         },
         "records": records,
+        "remeasured": superseded,
         "errors": errors,
         "summary": summarise(records),
     }
-    write_result(out, result)
-    return result

@@ -4,12 +4,22 @@ A measurement brackets one generation:
 
     tracker = Tracker(device)
     with tracker.measure() as m:
-        ...generate...             # the method calls m.mark_first_token() once
-    m.wall_time_s, m.ttft_s, m.peak_memory_mb, m.peak_memory_overhead_mb
+        ...generate...             # the method calls m.commit(n) each time it commits n tokens
+    m.wall_time_s, m.latency(), m.peak_memory_mb, m.peak_memory_overhead_mb, m.telemetry
 
 Timing: ``time.perf_counter()`` read after ``torch.cuda.synchronize()`` on CUDA, so queued
-kernels are inside the interval. The first-token mark is taken the same way, inside the
-timed region.
+kernels are inside the interval. Commit times are read without a synchronisation: every
+method calls ``commit`` right after it has copied the committed ids to the host (``.tolist()``,
+``int(...)``), which already waits for the device, so the timed path has no synchronisation
+that AR's lacks. Each committed token gets the time of the commit that produced it;
+``latency`` derives TTFT, TPOT and its percentiles from those times (one definition for
+every method, see ``Latency``).
+
+Clean baselines: before the baseline is read, the garbage collector runs (a previous
+generation's reference cycles would otherwise hold its caches, and their collection could
+land inside the timed region); during the region the collector is disabled. On CUDA the
+caching allocator's free blocks are released first (``empty_cache``), so ``reserved`` starts
+from what is live.
 
 Peak memory is a true peak, never a reading taken after the tensors were freed:
 
@@ -30,21 +40,31 @@ high-water mark from the folded total, so ``VmHWM`` can lag the true peak by up 
 per CPU and counter (anon, file, shmem): ``hwm_precision_mb()``, 0.75 MB on 2 CPUs.
 
 ``peak_memory_mb`` is the total peak (weights included); ``peak_memory_overhead_mb`` is the
-peak minus the baseline, i.e. what generation itself added.
+peak minus the baseline, i.e. what generation itself added. On CPU the baseline's resident
+memory is also recorded split into anonymous and file-backed pages (``RssAnon``, ``RssFile``):
+models are loaded into anonymous memory (``models.load_model``), so the total does not depend
+on which pages of a memory-mapped weights file the page cache happens to hold.
+
+Contention: every measurement carries ``telemetry`` (``decodebench.telemetry``): what else the
+machine was doing while it ran.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import os
 import ctypes.util
+import gc
+import os
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+
+from . import telemetry
 
 MB = 1024 * 1024
 _PROC_STATUS = Path("/proc/self/status")
@@ -120,6 +140,48 @@ class _RssSampler:
         return max(self.peak, current_rss_bytes())
 
 
+PERCENTILES = (50, 90, 99)
+
+
+@dataclass
+class Latency:
+    """Latency of one generation, from its commit times (seconds since the region's start).
+
+    Each committed token gets the time of the commit that produced it: T_1 <= ... <= T_N.
+
+    - ``ttft_s`` = time of the first commit; ``tokens_at_first_commit`` = tokens it committed
+      (1 for AR; more when the first round of a speculative method commits several);
+    - inter-token latencies d_i = T_i - T_(i-1) for the tokens after the first commit
+      (i > tokens_at_first_commit): a commit of n tokens gives its first token the gap since
+      the previous commit and the other n - 1 a gap of 0;
+    - ``tpot_s`` = mean(d_i) = (T_N - T_first) / (N - tokens_at_first_commit), None when the
+      first commit held every token; ``tpot_p50_s`` / ``p90`` / ``p99``: percentiles of d_i
+      (numpy's linear interpolation).
+    """
+
+    ttft_s: float | None
+    tokens_at_first_commit: int | None
+    tpot_s: float | None
+    tpot_p50_s: float | None
+    tpot_p90_s: float | None
+    tpot_p99_s: float | None
+
+    @classmethod
+    def from_commits(cls, times_s: list[float], tokens: list[int]) -> "Latency":
+        commits = [(t, n) for t, n in zip(times_s, tokens) if n > 0]
+        if not commits:
+            return cls(None, None, None, None, None, None)
+        first_t, first_n = commits[0]
+        gaps, previous = [], first_t
+        for t, n in commits[1:]:
+            gaps += [t - previous] + [0.0] * (n - 1)
+            previous = t
+        if not gaps:
+            return cls(first_t, first_n, None, None, None, None)
+        p50, p90, p99 = (float(v) for v in np.percentile(np.array(gaps), PERCENTILES))
+        return cls(first_t, first_n, (previous - first_t) / len(gaps), p50, p90, p99)
+
+
 @dataclass
 class Measurement:
     """One measured region. Times in seconds, memory in MiB (1024**2 bytes)."""
@@ -127,28 +189,39 @@ class Measurement:
     device: torch.device
     start: float = 0.0
     end: float = 0.0
-    first_token_at: float | None = None
+    commit_times: list[float] = field(default_factory=list)  # perf_counter of each commit
+    commit_tokens: list[int] = field(default_factory=list)  # tokens committed at each
     peak_memory_mb: float = 0.0
     peak_memory_overhead_mb: float = 0.0
     baseline_memory_mb: float = 0.0
+    baseline_rss_anon_mb: float | None = None
+    baseline_rss_file_mb: float | None = None
     peak_reserved_mb: float | None = None
     memory_exact: bool = True
     memory_kind: str = ""
-    extra: dict = field(default_factory=dict)
+    telemetry: dict | None = None
 
-    def mark_first_token(self) -> None:
-        """Called by the method as soon as the first new token exists (once)."""
-        if self.first_token_at is None:
-            synchronize(self.device)
-            self.first_token_at = time.perf_counter()
+    def commit(self, tokens: int) -> None:
+        """Called by the method each time it commits `tokens` new tokens (after reading them
+        on the host; no synchronisation here, see the module docstring)."""
+        self.commit_times.append(time.perf_counter())
+        self.commit_tokens.append(int(tokens))
 
     @property
     def wall_time_s(self) -> float:
         return self.end - self.start
 
     @property
+    def commit_times_s(self) -> list[float]:
+        """Commit times relative to the region's start."""
+        return [t - self.start for t in self.commit_times]
+
+    def latency(self) -> Latency:
+        return Latency.from_commits(self.commit_times_s, self.commit_tokens)
+
+    @property
     def ttft_s(self) -> float | None:
-        return None if self.first_token_at is None else self.first_token_at - self.start
+        return self.latency().ttft_s
 
 
 def synchronize(device: torch.device) -> None:
@@ -156,11 +229,29 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-class Tracker:
-    """Measures wall time, time to first token and peak memory of a region."""
+def _rss_split_mb() -> tuple[float | None, float | None]:
+    try:
+        return _status_kb("RssAnon") / MB, _status_kb("RssFile") / MB
+    except RuntimeError:
+        return None, None
 
-    def __init__(self, device: torch.device | str):
+
+def settle(device: torch.device) -> None:
+    """Collect garbage and release freed memory, so the next baseline counts live memory only."""
+    gc.collect()
+    synchronize(device)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    else:
+        release_free_heap()
+
+
+class Tracker:
+    """Measures wall time, commit times, peak memory and contention telemetry of a region."""
+
+    def __init__(self, device: torch.device | str, threads: int | None = None):
         self.device = torch.device(device)
+        self.threads = threads or torch.get_num_threads()
         if self.device.type == "cuda":
             self.memory_kind = "cuda_allocated"
             self.memory_exact = True
@@ -177,31 +268,39 @@ class Tracker:
     def measure(self):
         m = Measurement(device=self.device, memory_exact=self.memory_exact, memory_kind=self.memory_kind)
         sampler = None
-        synchronize(self.device)
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-            baseline = torch.cuda.memory_allocated(self.device)
-        else:
-            release_free_heap()
-            if self.memory_exact:
-                _CLEAR_REFS.write_text("5")  # VmHWM := VmRSS now; the baseline is read after it
-            else:
-                sampler = _RssSampler()
-                sampler.start()
-            baseline = current_rss_bytes()
-        m.start = time.perf_counter()
+        settle(self.device)
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
         try:
-            yield m
-        finally:
-            synchronize(self.device)
-            m.end = time.perf_counter()
             if self.device.type == "cuda":
-                peak = torch.cuda.max_memory_allocated(self.device)
-                m.peak_reserved_mb = torch.cuda.max_memory_reserved(self.device) / MB
-            elif sampler is not None:
-                peak = sampler.stop()
+                torch.cuda.reset_peak_memory_stats(self.device)
+                baseline = torch.cuda.memory_allocated(self.device)
             else:
-                peak = _status_kb("VmHWM")
-            m.baseline_memory_mb = baseline / MB
-            m.peak_memory_mb = peak / MB
-            m.peak_memory_overhead_mb = max(peak - baseline, 0) / MB
+                if self.memory_exact:
+                    _CLEAR_REFS.write_text("5")  # VmHWM := VmRSS now; the baseline is read after it
+                else:
+                    sampler = _RssSampler()
+                    sampler.start()
+                baseline = current_rss_bytes()
+                m.baseline_rss_anon_mb, m.baseline_rss_file_mb = _rss_split_mb()
+            probe = telemetry.Probe(self.device, self.threads)
+            m.start = time.perf_counter()
+            try:
+                yield m
+            finally:
+                synchronize(self.device)
+                m.end = time.perf_counter()
+                m.telemetry = probe.finish(m.wall_time_s)
+                if self.device.type == "cuda":
+                    peak = torch.cuda.max_memory_allocated(self.device)
+                    m.peak_reserved_mb = torch.cuda.max_memory_reserved(self.device) / MB
+                elif sampler is not None:
+                    peak = sampler.stop()
+                else:
+                    peak = _status_kb("VmHWM")
+                m.baseline_memory_mb = baseline / MB
+                m.peak_memory_mb = peak / MB
+                m.peak_memory_overhead_mb = max(peak - baseline, 0) / MB
+        finally:
+            if gc_was_enabled:
+                gc.enable()

@@ -200,10 +200,42 @@ def load_model(spec: dict, device: str = "cpu", dtype: str = "float32",
         except OSError as exc:
             raise _unavailable(spec, exc) from None
         identity = _hub_identity(spec, model)
+    if torch.device(device).type == "cpu":
+        into_anonymous_memory(model)
     model.to(device).eval()
     identity.update(num_parameters=sum(p.numel() for p in model.parameters()), dtype=dtype,
-                    architecture=type(model).__name__)
+                    architecture=type(model).__name__,
+                    attn_implementation=getattr(model.config, "_attn_implementation", None),
+                    shape=model_shape(model.config))
     return LoadedModel(model=model, tokenizer=tokenizer, identity=identity)
+
+
+def into_anonymous_memory(model: torch.nn.Module) -> None:
+    """Copy every parameter and buffer into process memory.
+
+    from_pretrained leaves CPU weights memory-mapped from the safetensors file: their pages are
+    file-backed and resident only once touched, so the process's resident peak would count
+    whichever pages the page cache happens to hold (a first forward adds ~the model's size to
+    RssFile). Copied, the weights are anonymous memory, resident from the start, and every
+    measurement's total peak counts them the same way."""
+    with torch.no_grad():
+        for p in model.parameters():  # tied weights are one Parameter: copied once
+            p.data = p.data.clone()
+        for module in model.modules():
+            for name, buf in module.named_buffers(recurse=False):
+                if buf is not None:
+                    module._buffers[name] = buf.clone()
+
+
+def model_shape(config) -> dict:
+    """The sizes the memory model needs (``decodebench.memory_model``)."""
+    heads = getattr(config, "num_attention_heads", None)
+    hidden = getattr(config, "hidden_size", None)
+    head_dim = getattr(config, "head_dim", None) or (hidden // heads if hidden and heads else None)
+    return {"layers": getattr(config, "num_hidden_layers", None), "hidden": hidden,
+            "intermediate": getattr(config, "intermediate_size", None), "heads": heads,
+            "kv_heads": getattr(config, "num_key_value_heads", None) or heads, "head_dim": head_dim,
+            "vocab": getattr(config, "vocab_size", None)}
 
 
 def _local_identity(spec: dict, local: Path) -> dict:

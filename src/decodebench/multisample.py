@@ -272,7 +272,7 @@ def sample_rows(ctx, rows: int) -> tuple[list[list[int]], int, int]:
     while True:
         probs, _ = next_token_distribution(logits, ctx.temperature)
         tokens = sample(probs)  # [live]
-        ctx.clock.mark_first_token()
+        ctx.commit(len(tokens))
         keep = []
         for row, token in enumerate(tokens.tolist()):
             samples[live[row]].append(token)

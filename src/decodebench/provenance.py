@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import subprocess
 import sys
@@ -27,6 +28,52 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# Environment variables that change performance; recorded when set.
+PERFORMANCE_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY",
+                   "KMP_AFFINITY", "GOMP_CPU_AFFINITY", "CUDA_VISIBLE_DEVICES", "CUDA_LAUNCH_BLOCKING",
+                   "PYTORCH_CUDA_ALLOC_CONF", "LD_PRELOAD", "TORCH_NUM_THREADS", "ATEN_CPU_CAPABILITY")
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def total_ram_mb() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def nvidia_driver() -> str | None:
+    try:
+        text = Path("/proc/driver/nvidia/version").read_text()
+    except OSError:
+        return None
+    for word in text.split():
+        if word.count(".") >= 1 and word.replace(".", "").isdigit():
+            return word
+    return None
+
+
+def _blas(torch) -> str | None:
+    """The BLAS / oneDNN lines of torch's build configuration."""
+    import re
+
+    config = torch.__config__.show()
+    keep = re.findall(r"(?:BLAS_INFO|LAPACK_INFO|USE_MKLDNN|USE_OPENMP)=[^,\s]*", config)
+    keep += [m.group(0) for m in [re.search(r"(MKL-DNN|oneDNN) v[\d.]+", config)] if m]
+    return ", ".join(keep) or None
+
+
 def environment(device: str, dtype: str, memory_kind: str | None) -> dict:
     import torch
     import transformers
@@ -46,6 +93,24 @@ def environment(device: str, dtype: str, memory_kind: str | None) -> dict:
         "decodebench": __version__,
         "platform": platform.platform(),
         "cuda": torch.version.cuda if is_cuda else None,
+        "cpu_count": os.cpu_count(),
+        "total_ram_mb": total_ram_mb(),
+        "gpu_count": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+        "gpu_memory_mb": (round(torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / 2**20, 1)
+                          if is_cuda else None),
+        "driver": nvidia_driver() if is_cuda else None,
+        "cudnn": str(torch.backends.cudnn.version()) if is_cuda and torch.backends.cudnn.is_available() else None,
+        "accelerate": _version("accelerate"),
+        "tokenizers": _version("tokenizers"),
+        "safetensors": _version("safetensors"),
+        "numpy": _version("numpy"),
+        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+        "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "blas": _blas(torch),
+        "env": {k: os.environ[k] for k in PERFORMANCE_ENV if k in os.environ},
     }
 
 
@@ -58,11 +123,12 @@ def _git(*args: str) -> str | None:
 
 
 def git_state() -> tuple[str | None, bool | None]:
-    """(commit, dirty): dirty when tracked files differ from the commit."""
+    """(commit, dirty): dirty when tracked files differ from the commit or files that git does
+    not ignore are untracked (ignored outputs such as results/ and resources/ do not count)."""
     commit = _git("rev-parse", "HEAD")
     if commit is None:
         return None, None
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = _git("status", "--porcelain", "--untracked-files=normal")
     return commit, (bool(status) if status is not None else None)
 
 

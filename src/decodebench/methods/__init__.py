@@ -4,9 +4,22 @@ A method is a function ``generate(ctx: GenContext) -> GenerationOutput`` plus a
 ``MethodSpec`` that says what it needs (a draft model?), what it claims (lossless w.r.t.
 greedy AR?) and its parameters (a dataclass whose defaults are the documented defaults).
 
-The method calls ``ctx.clock.mark_first_token()`` as soon as its first new token exists, and
-times its draft and verify phases with ``ctx.phase("draft")`` / ``ctx.phase("verify")``.
-Token counts come from generated ids, never from re-tokenised text.
+The measurement contract every method follows (docs/methods.md, "Definitions"):
+
+- ``ctx.commit(n)`` each time it commits n new tokens, right after reading them on the host:
+  latency (TTFT, TPOT and its percentiles) comes from these commit times alone;
+- greedy decisions through ``greedy`` (argmax over float32 logits, whatever the weights' dtype);
+- target prefill with ``logits_to_keep=1`` (or the number of positions it verifies): no method
+  computes logits for prompt positions nobody reads;
+- speculative methods time their phases with ``ctx.phase("draft")`` / ``ctx.phase("verify")``
+  (``"prefill"`` for a prefill outside any round) and record each verification round with
+  ``ctx.add_round(Round(...))``; ``ctx.round_stats()`` turns them into record fields.
+  On CUDA the phases are timed with CUDA events, read after the generation, so phase timing
+  adds no synchronisation to the timed path.
+
+Target forwards (the denominator of tokens per target forward) are counted by the harness
+with a forward hook, the same way for every method. Token counts come from generated ids,
+never from re-tokenised text.
 """
 
 from __future__ import annotations
@@ -20,7 +33,29 @@ from typing import Any, Callable
 
 import torch
 
-from ..measurement import Measurement, synchronize
+from ..measurement import Measurement
+from .speculative import Round, round_stats
+
+
+def greedy(logits: torch.Tensor) -> torch.Tensor:
+    """The greedy choice over the last dimension, taken over float32 logits: [..., vocab] -> [...]."""
+    return logits.float().argmax(dim=-1)
+
+
+@dataclass
+class ForwardCount:
+    """Forwards of one model and the tokens fed to them (batch rows x query length)."""
+    forwards: int = 0
+    tokens: int = 0
+    last_tokens: int = 0  # tokens of the latest forward
+
+
+def _fed_tokens(args, kwargs) -> int:
+    ids = kwargs.get("input_ids", args[0] if args else None)
+    if ids is None:
+        embeds = kwargs.get("inputs_embeds")
+        return 0 if embeds is None else int(embeds.shape[0] * embeds.shape[1])
+    return int(ids.numel())
 
 
 @dataclass
@@ -43,22 +78,101 @@ class GenContext:
     seed: int = 0
     num_samples: int = 1
     temperature: float = 1.0
-    phase_time_s: dict = field(default_factory=dict)
+    rounds: list[Round] = field(default_factory=list)
+    forward_counts: dict[str, ForwardCount] = field(default_factory=dict)  # "target"/"draft", while counting
+    _phases: list = field(default_factory=list)  # (name, round index, start, end): floats, or CUDA events
+    _draft_since: tuple[int, int] = (0, 0)  # draft (forwards, tokens) when the current round began
 
     @property
     def device(self) -> torch.device:
         return self.prompt_ids.device
 
+    def commit(self, tokens: int) -> None:
+        self.clock.commit(tokens)
+
+    def add_round(self, r: Round) -> None:
+        """Record a verification round; while forwards are counted, it gets the width of the
+        latest target forward (its verification) and the draft's forwards since the last round."""
+        target, draft = self.forward_counts.get("target"), self.forward_counts.get("draft")
+        if target is not None and r.verify_tokens is None:
+            r.verify_tokens = target.last_tokens
+        if draft is not None and r.draft_forwards is None:
+            r.draft_forwards = draft.forwards - self._draft_since[0]
+            r.draft_tokens_fed = draft.tokens - self._draft_since[1]
+        self._restart_draft_count()
+        self.rounds.append(r)
+
+    def _restart_draft_count(self) -> None:
+        draft = self.forward_counts.get("draft")
+        self._draft_since = (draft.forwards, draft.tokens) if draft is not None else (0, 0)
+
     @contextlib.contextmanager
     def phase(self, name: str):
-        """Accumulate synchronised wall time of a phase (draft, verify)."""
-        synchronize(self.device)
-        start = time.perf_counter()
+        """Time a phase ("draft", "verify", "prefill") of the round being built (the next one
+        ``add_round`` records). CPU: perf_counter; CUDA: events, resolved by ``phase_times``."""
+        cuda = self.device.type == "cuda"
+        start = torch.cuda.Event(enable_timing=True) if cuda else time.perf_counter()
+        if cuda:
+            start.record()
         try:
             yield
         finally:
-            synchronize(self.device)
-            self.phase_time_s[name] = self.phase_time_s.get(name, 0.0) + time.perf_counter() - start
+            if cuda:
+                end = torch.cuda.Event(enable_timing=True)
+                end.record()
+            else:
+                end = time.perf_counter()
+            self._phases.append((name, len(self.rounds), start, end))
+            if name == "prefill":  # a prefill belongs to no round
+                self._restart_draft_count()
+
+    def phase_times(self) -> dict:
+        """Phase totals and per-round draft/verify times, in seconds; call after the timed
+        region (on CUDA it waits for the events)."""
+        if not self._phases:
+            return {}
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        totals: dict[str, float] = {}
+        per_round = {"draft": [0.0] * len(self.rounds), "verify": [0.0] * len(self.rounds)}
+        for name, index, start, end in self._phases:
+            seconds = start.elapsed_time(end) / 1000 if self.device.type == "cuda" else end - start
+            totals[name] = totals.get(name, 0.0) + seconds
+            if name in per_round and index < len(self.rounds):
+                per_round[name][index] += seconds
+        out = {f"{name}_time_s": t for name, t in totals.items()}
+        if self.rounds:
+            out["draft_time_per_round_s"] = per_round["draft"]
+            out["verify_time_per_round_s"] = per_round["verify"]
+        return out
+
+    def round_stats(self) -> dict:
+        return round_stats(self.rounds)
+
+
+@contextlib.contextmanager
+def counting_forwards(ctx: GenContext):
+    """Count the forwards of ctx.target and ctx.draft (and the tokens fed) into
+    ctx.forward_counts while the block runs: forward pre-hooks on the two modules, the same
+    for every method (transformers' generate included); a hook only reads shapes."""
+    handles = []
+    for role, model in (("target", ctx.target), ("draft", ctx.draft)):
+        if model is None:
+            continue
+        count = ctx.forward_counts.setdefault(role, ForwardCount())
+
+        def hook(module, args, kwargs, count=count):
+            fed = _fed_tokens(args, kwargs)
+            count.forwards += 1
+            count.tokens += fed
+            count.last_tokens = fed
+
+        handles.append(model.register_forward_pre_hook(hook, with_kwargs=True))
+    try:
+        yield ctx.forward_counts
+    finally:
+        for h in handles:
+            h.remove()
 
 
 @dataclass

@@ -103,7 +103,7 @@ def decode_round(ctx: GenContext, store, logits: torch.Tensor, paths: list[Path]
                                        torch.tensor(counts, device=logits.device))  # [children]
         tokens = sample(probs.index_select(0, rows))  # [children]
         token_logprobs = logprobs[rows, tokens].tolist()
-        ctx.clock.mark_first_token()
+        ctx.commit(len(tokens))
         stats.branch_points += sum(c > 1 for c in counts)
         children = []
         for row, token, lp in zip(rows.tolist(), tokens.tolist(), token_logprobs):

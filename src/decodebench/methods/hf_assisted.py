@@ -29,8 +29,11 @@ private hook of transformers 5.x) so that each round records proposed = candidat
 accepted = candidates committed (the leading committed tokens equal to candidates), and times
 ``get_candidates`` as the draft phase and the rest of the round up to
 ``update_candidate_strategy`` (target forward, acceptance, cache crops) as the verify phase.
-The first token is marked by a streamer when generate() hands over the first committed tokens.
-If the hook stops firing in a later transformers, generate raises instead of reporting nothing.
+Commits: a streamer receives each round's committed tokens from generate() and commits them
+(the first round, which encodes the prompt, may commit several at once). Greedy choices are
+transformers' argmax over the logits it upcasts to float32, the same choice as
+``methods.greedy``. If the hook stops firing in a later transformers, generate raises instead of
+reporting nothing.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import torch
 from transformers.generation.streamers import BaseStreamer
 
 from . import GenContext, GenerationOutput
-from .speculative import Round, round_stats
+from .speculative import Round
 
 SCHEDULES = ("constant", "heuristic")
 
@@ -64,27 +67,33 @@ class HFAssistedParams:
             raise ValueError(f"confidence_threshold must be within [0, 1), got {self.confidence_threshold!r}")
 
 
-class _FirstTokenStreamer(BaseStreamer):
-    """generate() puts the prompt first, then each round's committed tokens: mark the first."""
+class _CommitStreamer(BaseStreamer):
+    """generate() puts the prompt first, then each round's committed tokens: one commit each."""
 
-    def __init__(self, clock):
-        self.clock = clock
-        self.puts = 0
+    def __init__(self, ctx: GenContext):
+        self.ctx = ctx
+        self.prompt_seen = False
 
     def put(self, value) -> None:
-        self.puts += 1
-        if self.puts == 2:
-            self.clock.mark_first_token()
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        self.ctx.commit(len(value.reshape(-1).tolist()))  # host ids, as every method commits
 
     def end(self) -> None:
         pass
 
 
 @contextlib.contextmanager
-def _recording_rounds(ctx: GenContext, rounds: list[Round]):
-    """Wrap the candidate generator that generate() builds on ctx.target, for one call."""
+def _recording_rounds(ctx: GenContext):
+    """Wrap the candidate generator that generate() builds on ctx.target, for one call.
+
+    The wrappers are instance attributes closing over the generator's own bound methods, a
+    reference cycle; they are deleted when the call ends, so the generator (and the draft's KV
+    cache it holds) is freed at once, not at some later garbage collection."""
     model = ctx.target
     build = model._get_candidate_generator  # bound method of transformers' GenerationMixin
+    built = []
 
     def recording_build(*args, **kwargs):
         generator = build(*args, **kwargs)
@@ -101,16 +110,17 @@ def _recording_rounds(ctx: GenContext, rounds: list[Round]):
             return candidate_ids, candidate_logits
 
         def recorded_update(input_ids, scores, num_matches):
-            pending["verify"].__exit__(None, None, None)
+            pending.pop("verify").__exit__(None, None, None)
             candidates = pending["candidates"]
             committed = input_ids[0, pending["start"]:].to(candidates.device)  # [accepted + 1], or less at EOS/budget
             n = min(len(candidates), len(committed))
             accepted = int((committed[:n] == candidates[:n]).int().cumprod(dim=0).sum())
-            rounds.append(Round(proposed=len(candidates), accepted=accepted, depth=len(candidates)))
+            ctx.add_round(Round(proposed=len(candidates), accepted=accepted, depth=len(candidates)))
             return update(input_ids, scores, num_matches)
 
         generator.get_candidates = timed_get_candidates
         generator.update_candidate_strategy = recorded_update
+        built.append(generator)
         return generator
 
     model._get_candidate_generator = recording_build  # instance attribute shadows the method
@@ -118,25 +128,27 @@ def _recording_rounds(ctx: GenContext, rounds: list[Round]):
         yield
     finally:
         del model._get_candidate_generator
+        for generator in built:  # break the cycles (see the docstring)
+            del generator.get_candidates, generator.update_candidate_strategy
+        built.clear()
 
 
 def hf_generate(ctx: GenContext, **assist) -> GenerationOutput:
     """Run target.generate with `assist` (assistant_model=... or prompt_lookup_num_tokens=...),
-    greedy, within the budget; record rounds and the first token. Shared with ``pld``."""
+    greedy, within the budget; record rounds and commits. Shared with ``pld``."""
     budget, prompt = ctx.budget, ctx.prompt_ids  # prompt: [1, n]
     eos = sorted(budget.eos_token_ids) if budget.eos_token_ids is not None else None
     pad = ctx.target.generation_config.pad_token_id
-    rounds: list[Round] = []
-    with _recording_rounds(ctx, rounds):
+    with _recording_rounds(ctx):
         out = ctx.target.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
                                   max_new_tokens=budget.max_new_tokens, eos_token_id=eos,
                                   pad_token_id=pad if pad is not None else (eos[0] if eos else 0),
-                                  streamer=_FirstTokenStreamer(ctx.clock), **assist)
+                                  streamer=_CommitStreamer(ctx), **assist)
     new_ids = out[0, prompt.shape[1]:].tolist()
-    if new_ids and not rounds:
+    if new_ids and not ctx.rounds:
         raise RuntimeError("transformers' assisted generation ran no recorded round: the candidate-generator "
                            "hook (_get_candidate_generator) no longer fires in this transformers version")
-    return GenerationOutput(new_ids=new_ids, stats=round_stats(rounds))
+    return GenerationOutput(new_ids=new_ids, stats=ctx.round_stats())
 
 
 @contextlib.contextmanager

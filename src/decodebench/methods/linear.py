@@ -21,8 +21,10 @@ Algorithm, as implemented (parameter ``k``, default 4; batch size 1):
 
 Output ids equal greedy AR's (every committed token is the target's argmax after the committed
 prefix). The budget is never exceeded: k_r shrinks in the last round (k_r = 0 is a plain target
-step). The first token exists after round 1's target forward; ``mark_first_token`` is called
-there, so time to first token includes round 1's drafting.
+step). The first tokens exist after round 1's target forward, which commits up to k_1 + 1 of
+them at once: time to first token includes round 1's drafting, and the record says how many
+tokens that first commit held (``tokens_at_first_commit``). Every greedy choice (draft and
+target) is an argmax over float32 logits.
 
 Statistics per round (``methods.speculative.Round``): proposed = depth = k_r, accepted = draft
 tokens committed (a, or fewer when an EOS cut the commit). Without an EOS cut,
@@ -37,8 +39,8 @@ import torch
 from transformers import DynamicCache
 
 from ..kvcache import cache_length, crop_to
-from . import GenContext, GenerationOutput
-from .speculative import Round, round_stats
+from . import GenContext, GenerationOutput, greedy
+from .speculative import Round
 
 
 @dataclass
@@ -67,7 +69,7 @@ def propose(draft, cache: DynamicCache, seq: torch.Tensor, k: int, vocab_size: i
         if logits.shape[-1] != vocab_size:
             raise ValueError(f"draft logits cover {logits.shape[-1]} tokens but the target's vocabulary has "
                              f"{vocab_size}: linear speculation needs the draft to score the target's vocabulary")
-        token = logits[:, -1:, :].argmax(dim=-1)  # [1, 1]
+        token = greedy(logits[:, -1:, :])  # [1, 1]
         drafts[:, i:i + 1] = token
     return drafts
 
@@ -81,7 +83,6 @@ def generate(ctx: GenContext) -> GenerationOutput:
     target_cache, draft_cache = DynamicCache(), DynamicCache()
     seq = ctx.prompt_ids  # [1, n]: prompt + committed tokens
     new_ids: list[int] = []
-    rounds: list[Round] = []
     done = False
     while not done:
         k = min(ctx.params.k, budget.max_new_tokens - len(new_ids) - 1)
@@ -91,7 +92,7 @@ def generate(ctx: GenContext) -> GenerationOutput:
             fed = torch.cat([seq[:, cache_length(target_cache):], drafts], dim=1)  # [1, m + k]
             logits = target(input_ids=fed, past_key_values=target_cache, use_cache=True,
                             logits_to_keep=k + 1).logits  # [1, k + 1, vocab]
-            choice = logits[0].argmax(dim=-1)  # [k + 1]: the target's token after seq + d_1..d_i
+            choice = greedy(logits[0])  # [k + 1]: the target's token after seq + d_1..d_i
             matches = int((choice[:k] == drafts[0]).int().cumprod(dim=0).sum())
             commit = choice[:matches + 1].tolist()
             eos_at = next((i for i, t in enumerate(commit) if budget.is_eos(t)), None)
@@ -100,9 +101,8 @@ def generate(ctx: GenContext) -> GenerationOutput:
             seq = torch.cat([seq, choice[None, :len(commit)]], dim=1)
             crop_to(target_cache, seq.shape[1] - 1)
             crop_to(draft_cache, min(cache_length(draft_cache), seq.shape[1] - 1))
-        if not new_ids:
-            ctx.clock.mark_first_token()
         new_ids.extend(commit)
-        rounds.append(Round(proposed=k, accepted=min(matches, len(commit)), depth=k))
+        ctx.commit(len(commit))
+        ctx.add_round(Round(proposed=k, accepted=min(matches, len(commit)), depth=k))
         done = eos_at is not None or len(new_ids) >= budget.max_new_tokens
-    return GenerationOutput(new_ids=new_ids, stats=round_stats(rounds))
+    return GenerationOutput(new_ids=new_ids, stats=ctx.round_stats())

@@ -24,7 +24,9 @@ Each round's depth is capped so that the round commits at most the remaining bud
 output stops after an EOS among the committed tokens (EOS included), as in ``ar``. Outputs
 equal greedy AR's (up to floating-point ties). Statistics per round (``speculative.Round``):
 proposed = draft nodes in the tree, accepted = draft tokens committed, depth = tree depth.
-Prefills are timed within the phases (draft's in "draft", target's in "verify").
+The target's prefill (``logits_to_keep=1``) commits the first token; it and the draft's
+prefill are timed as phase "prefill", outside every round. Greedy choices (the target's at
+each node) are argmaxes over float32 logits; the draft's tree grows from float32 log-probs.
 
 Parameters (defaults): depth D = 4, branching B = 2, tau = 0.05 (tau = 0 prunes nothing),
 max_nodes = 64 (draft nodes per tree, root excluded).
@@ -39,8 +41,8 @@ import torch
 
 from .. import tree as T
 from ..kvcache import cache_length, keep_positions
-from . import GenContext, GenerationOutput
-from .speculative import Round, round_stats
+from . import GenContext, GenerationOutput, greedy
+from .speculative import Round
 
 
 @dataclass
@@ -145,7 +147,7 @@ def verify_tree(target: torch.nn.Module, cache, tree: T.Tree) -> tuple[list[int]
     logits = target(input_ids=torch.tensor([tree.tokens], device=device), attention_mask=mask,
                     position_ids=T.tree_position_ids(tree, nodes, prefix_len, device),
                     past_key_values=cache, use_cache=True).logits  # [1, nodes, vocab]
-    path, next_token = T.longest_accepted_path(tree, logits[0].argmax(dim=-1).tolist())
+    path, next_token = T.longest_accepted_path(tree, greedy(logits[0]).tolist())
     # keep prefix + root, then the accepted nodes (node i sits at prefix_len + i)
     keep_positions(cache, prefix_len + 1, prefix_len + torch.tensor(path, dtype=torch.long))
     return path, next_token
@@ -160,15 +162,15 @@ def speculate(ctx: GenContext, next_shape: Callable[[], TreeShape],
     for model in (ctx.target, ctx.draft):
         T.check_tree_attention(model)
     budget = ctx.budget
-    with ctx.phase("verify"):
+    with ctx.phase("prefill"):
         out = ctx.target(input_ids=ctx.prompt_ids, use_cache=True, logits_to_keep=1)
         cache = out.past_key_values
-        new_ids = [int(out.logits[0, -1].argmax())]
-    ctx.clock.mark_first_token()
-    with ctx.phase("draft"):
+        new_ids = [int(greedy(out.logits[0, -1]))]
+    ctx.commit(1)
+    with ctx.phase("prefill"):
         draft = DraftState(ctx.draft, ctx.draft(input_ids=ctx.prompt_ids, use_cache=True,
                                                 logits_to_keep=1).past_key_values, pending=[new_ids[-1]])
-    rounds, depths = [], []
+    depths = []
     while len(new_ids) < budget.max_new_tokens and not budget.is_eos(new_ids[-1]):
         shape = next_shape()
         remaining = budget.max_new_tokens - len(new_ids)
@@ -181,15 +183,16 @@ def speculate(ctx: GenContext, next_shape: Callable[[], TreeShape],
         if eos_at is not None:
             committed = committed[: eos_at + 1]
         new_ids += committed
+        ctx.commit(len(committed))
         with ctx.phase("draft"):
             commit_draft(draft, tree, path, next_token)
-        rounds.append(Round(proposed=tree.num_draft_nodes, accepted=min(len(path), len(committed)),
+        ctx.add_round(Round(proposed=tree.num_draft_nodes, accepted=min(len(path), len(committed)),
                             depth=tree.depth))
         depths.append(tree.depth)
         if after_round is not None:
-            after_round(rounds[-1])
-    stats = round_stats(rounds)
-    stats["extra"] = {"tree_size_per_round": [r.proposed for r in rounds], "tree_depth_per_round": depths}
+            after_round(ctx.rounds[-1])
+    stats = ctx.round_stats()
+    stats["extra"] = {"tree_size_per_round": [r.proposed for r in ctx.rounds], "tree_depth_per_round": depths}
     return GenerationOutput(new_ids=new_ids, stats=stats)
 
 
