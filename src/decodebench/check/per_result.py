@@ -18,6 +18,7 @@ import numpy as np
 
 import fastjsonschema
 
+from ..latency import Latency
 from ..results import result_schema, schema_errors, summarise
 from .report import Report
 
@@ -216,12 +217,14 @@ def rule_arithmetic(res: Result, report: Report) -> None:
         i = idx[0]
         report.error(f, "arithmetic", f"tokens_per_s is not new_tokens / wall_time_s in {_where(res, idx)} "
                                       f"(expected {new[i] / wall[i]:.6g}, found {tps[i]:.6g})")
-    ttft, tpot = res.column("ttft_s"), res.column("tpot_s")
-    expected_tpot = np.where((new > 1) & ~np.isnan(ttft), (wall - ttft) / np.maximum(new - 1, 1), np.nan)
-    if idx := _bad(~_close(tpot, expected_tpot)):
+    _check_latency(res, report, new, wall)
+    forwards, tpf = res.column("target_forwards"), res.column("tokens_per_target_forward")
+    has = ~np.isnan(tpf)
+    expected_tpf = np.where(has & (forwards > 0), new / np.where(forwards > 0, forwards, 1), np.inf)
+    if idx := _bad(has & ~_close(tpf, expected_tpf)):
         i = idx[0]
-        report.error(f, "arithmetic", f"tpot_s is not (wall_time_s - ttft_s) / (new_tokens - 1) in "
-                                      f"{_where(res, idx)} (expected {expected_tpot[i]:.6g}, found {tpot[i]:.6g})")
+        report.error(f, "arithmetic", f"tokens_per_target_forward is not new_tokens / target_forwards in "
+                                      f"{_where(res, idx)} (expected {expected_tpf[i]:.6g}, found {tpf[i]:.6g})")
     acc, prop, rate = (res.column("draft_tokens_accepted"), res.column("draft_tokens_proposed"),
                        res.column("acceptance_rate"))
     has = ~np.isnan(acc) & ~np.isnan(prop) & (prop > 0)
@@ -239,6 +242,47 @@ def rule_arithmetic(res: Result, report: Report) -> None:
                                       f"{_where(res, idx)} (expected {expected_tpr[i]:.6g}, found {tpr[i]:.6g})")
     _check_budget(res, report, new)
     _check_summary(res, report)
+
+
+LATENCY_FIELDS = ("ttft_s", "tokens_at_first_commit", "tpot_s", "tpot_p50_s", "tpot_p90_s", "tpot_p99_s")
+
+
+def _check_latency(res: Result, report: Report, new: np.ndarray, wall: np.ndarray) -> None:
+    """TTFT/TPOT recomputed from the commit log where the record has one (the harness's
+    definition, measurement.Latency); otherwise the older (wall - ttft) / (new - 1)."""
+    f = res.path
+    logged = [i for i, r in enumerate(res.records) if r.get("commit_times_s") is not None]
+    bad_sum, bad_field = [], {}
+    for i in logged:
+        r = res.records[i]
+        times, tokens = r["commit_times_s"], r.get("commit_tokens") or []
+        if len(times) != len(tokens) or sum(tokens) != r["new_tokens"]:
+            bad_sum.append(i)
+            continue
+        lat = Latency.from_commits(times, tokens)
+        for name in LATENCY_FIELDS:
+            a, b = getattr(lat, name), r.get(name)
+            if (a is None) != (b is None) or (a is not None and not math.isclose(a, b, rel_tol=REL_TOL,
+                                                                               abs_tol=ABS_TOL)):
+                bad_field.setdefault(name, []).append((i, a, b))
+    if bad_sum:
+        r = res.records[bad_sum[0]]
+        report.error(f, "arithmetic", f"commit_tokens do not add up to new_tokens (one count per commit time) "
+                                      f"in {_where(res, bad_sum)} (expected {r['new_tokens']} over "
+                                      f"{len(r['commit_times_s'])} commits, found {sum(r.get('commit_tokens') or [])} "
+                                      f"over {len(r.get('commit_tokens') or [])})")
+    for name, bad in bad_field.items():
+        i, a, b = bad[0]
+        report.error(f, "arithmetic", f"{name} is not what the commit log gives (measurement.Latency) in "
+                                      f"{_where(res, [j for j, _, _ in bad])} (expected {a}, found {b})")
+    old = np.array([r.get("commit_times_s") is None for r in res.records], dtype=bool)
+    ttft, tpot = res.column("ttft_s"), res.column("tpot_s")
+    expected_tpot = np.where((new > 1) & ~np.isnan(ttft), (wall - ttft) / np.maximum(new - 1, 1), np.nan)
+    if idx := _bad(old & ~_close(tpot, expected_tpot)):
+        i = idx[0]
+        report.error(f, "arithmetic", f"tpot_s is not (wall_time_s - ttft_s) / (new_tokens - 1) in "
+                                      f"{_where(res, idx)} (expected {expected_tpot[i]:.6g}, found {tpot[i]:.6g}; "
+                                      f"records without a commit log use this definition)")
 
 
 def _check_budget(res: Result, report: Report, new: np.ndarray) -> None:
@@ -321,9 +365,44 @@ def rule_definitions(res: Result, report: Report) -> None:
         report.error(f, "definitions", f"tpot_s negative in {_where(res, idx)} (expected >= 0, found "
                                        f"{tpot[idx[0]]})")
     new = res.column("new_tokens")
+    _check_commit_log(res, report)
+    _check_forwards(res, report, new)
     if idx := _bad((new > 0) & np.isnan(ttft)):
         report.warning(f, "definitions", f"ttft_s not recorded although tokens were generated in "
                                          f"{_where(res, idx)} (expected a time, found null)")
+
+
+def _check_commit_log(res: Result, report: Report) -> None:
+    """Commit times lie inside the timed region and do not go backwards."""
+    bad = []
+    for i, r in enumerate(res.records):
+        times = r.get("commit_times_s")
+        if times is None:
+            continue
+        slack = ABS_TOL + REL_TOL * r["wall_time_s"]
+        if any(b < a for a, b in zip(times, times[1:])) or (times and (times[0] < 0 or
+                                                                      times[-1] > r["wall_time_s"] + slack)):
+            bad.append(i)
+    if bad:
+        r = res.records[bad[0]]
+        report.error(res.path, "definitions", f"commit_times_s not increasing within [0, wall_time_s] in "
+                                              f"{_where(res, bad)} (expected times in [0, {r['wall_time_s']:.6g}] "
+                                              f"in order, found {r['commit_times_s'][:4]}...)")
+
+
+def _check_forwards(res: Result, report: Report, new: np.ndarray) -> None:
+    """Greedy single-sample decoding commits at least one token per target forward; AR exactly one
+    (one prefill forward, then one forward per further token)."""
+    forwards, tpf = res.column("target_forwards"), res.column("tokens_per_target_forward")
+    if idx := _bad(tpf < 1 - REL_TOL):
+        report.error(res.path, "definitions", f"tokens_per_target_forward below 1 in {_where(res, idx)} "
+                                              f"(expected >= 1: every target forward commits a token, found "
+                                              f"{tpf[idx[0]]:.6g})")
+    if res.data["method"].get("id") == "ar" and not res.multi_sample:
+        if idx := _bad(~np.isnan(forwards) & (forwards != new)):
+            report.error(res.path, "definitions", f"AR made a target forward count different from its new tokens in "
+                                                  f"{_where(res, idx)} (expected {int(new[idx[0]])}, found "
+                                                  f"{int(forwards[idx[0]])})")
 
 
 # --- provenance ---------------------------------------------------------------------------
