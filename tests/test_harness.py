@@ -96,3 +96,77 @@ def test_hub_model_unavailable_offline_names_model(monkeypatch, tmp_path):
     with pytest.raises(ModelUnavailable) as err:
         load_model({"name": "pythia", "hf": "EleutherAI/pythia-70m-nonexistent"})
     assert "EleutherAI/pythia-70m-nonexistent" in str(err.value) and "hf download" in str(err.value)
+
+
+def test_block_order_is_a_cyclic_latin_square():
+    from decodebench.harness import block_order
+
+    methods = ["a", "b", "c"]
+    orders = [block_order(methods, i, 0) for i in range(3)]
+    assert orders == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"]]
+    for position in range(3):  # over 3 consecutive blocks each method takes each position once
+        assert sorted(o[position] for o in orders) == methods
+    assert block_order(methods, 0, 1) == block_order(methods, 1, 0)  # repeats continue the rotation
+
+
+def test_group_measures_interleaved_and_writes_one_result_per_configuration(tiny_config, tmp_path):
+    from decodebench.harness import block_order, run_group
+
+    cfg = yaml.safe_load(tiny_config.read_text())
+    cfg["protocol"].update(repeats=2, max_new_tokens=4)
+    cfg["experiments"]["main"]["methods"] = {"ar": {"method": "ar"}, "linear": {"method": "linear"},
+                                             "pld": {"method": "pld"}}
+    tiny_config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    methods = ["ar", "linear", "pld"]
+    outs = {m: tmp_path / "raw" / f"{m}.json" for m in methods}
+    run_group(load_config(tiny_config), "main", "docs", methods, outs, limit=2, progress=False)
+    results = {m: load_result(outs[m]) for m in methods}
+    measured = sorted((r["measured_at_s"], m, r["prompt_index"], r["repeat"], r["order_position"])
+                      for m, res in results.items() for r in res["records"])
+    blocks = [measured[i:i + 3] for i in range(0, len(measured), 3)]
+    assert len(blocks) == 4  # 2 prompts x 2 repeats, each block every configuration once
+    for block, (repeat, index) in zip(blocks, [(0, 0), (0, 1), (1, 0), (1, 1)]):
+        assert [b[1] for b in block] == block_order(methods, index, repeat)
+        assert {(b[2], b[3]) for b in block} == {(index, repeat)}
+        assert [b[4] for b in block] == [0, 1, 2]
+    for m, res in results.items():
+        assert res["protocol"]["pairing"] == "interleaved" and res["protocol"]["group"] == methods
+        assert res["method"]["name"] == m and len(res["records"]) == 4
+    # greedy: every configuration reproduces AR on every prompt and repeat
+    ar = {(r["prompt_id"], r["repeat"]): r["output_sha256"] for r in results["ar"]["records"]}
+    for m in ("linear", "pld"):
+        assert {(r["prompt_id"], r["repeat"]): r["output_sha256"] for r in results[m]["records"]} == ar
+
+
+def test_group_refuses_configurations_that_cannot_share_a_process(tiny_config, tmp_path):
+    from decodebench.harness import run_group
+
+    cfg = yaml.safe_load(tiny_config.read_text())
+    cfg["experiments"]["main"]["methods"] = {"ar": {"method": "ar"},
+                                             "slow": {"method": "ar", "protocol": {"repeats": 3}}}
+    tiny_config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    outs = {m: tmp_path / f"{m}.json" for m in ("ar", "slow")}
+    with pytest.raises(ConfigError, match="protocol.repeats"):
+        run_group(load_config(tiny_config), "main", "docs", ["ar", "slow"], outs, progress=False)
+    assert not any(p.exists() for p in outs.values())
+
+
+def test_pairing_is_set_per_experiment_not_per_method(tiny_config):
+    cfg = yaml.safe_load(tiny_config.read_text())
+    cfg["experiments"]["main"]["methods"]["ar"]["protocol"] = {"pairing": "per_method"}
+    tiny_config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    with pytest.raises(ConfigError, match="methods.ar.protocol.pairing"):
+        load_config(tiny_config)
+
+
+def test_benchmark_groups_follow_the_pairing():
+    from decodebench.layout import benchmark_groups
+
+    cfg = {"study": "s", "protocol": {}, "experiments": {
+        "main": {"datasets": ["a", "b"], "methods": {"ar": {}, "linear": {}}},
+        "sweep": {"datasets": ["a"], "protocol": {"pairing": "per_method"}, "methods": {"ar": {}, "t": {}}}}}
+    groups = benchmark_groups(cfg)
+    assert [(g["name"], g["methods"]) for g in groups] == [
+        ("benchmark_main_a", ["ar", "linear"]), ("benchmark_main_b", ["ar", "linear"]),
+        ("benchmark", ["ar"]), ("benchmark", ["t"])]
+    assert groups[0]["outputs"] == ["results/raw/s/main/a/ar.json", "results/raw/s/main/a/linear.json"]

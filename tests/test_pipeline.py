@@ -100,6 +100,18 @@ def test_pipeline_writes_results_tables_figures_numbers(workspace):
     assert "paper/generated/tables/main.tex" in manifest["artifacts"]
 
 
+def test_an_experiment_is_one_paired_job_with_one_result_per_configuration(workspace):
+    ws, args = workspace
+    log = (ws / "logs" / STUDY / "benchmark" / "main" / "docs.log")
+    assert log.exists()
+    for name in ("ar", "ar_again"):
+        data = json.loads((ws / "results" / "raw" / STUDY / "main" / "docs" / f"{name}.json").read_text())
+        assert data["protocol"]["pairing"] == "interleaved" and data["protocol"]["group"] == ["ar", "ar_again"]
+    out = dry_run(ws, args + ["--forcerun", f"results/raw/{STUDY}/main/docs/ar.json"])
+    # re-measuring one configuration re-runs its group: both results come from one process
+    assert "rule benchmark_main_docs:" in out and f"results/raw/{STUDY}/main/docs/ar_again.json" in out, out[-3000:]
+
+
 @pytest.mark.skipif(not HAVE_LATEXMK, reason=NO_LATEXMK)
 def test_pipeline_builds_the_pdf(workspace):
     ws, _ = workspace
@@ -267,4 +279,5 @@ def test_embedded_config_builds_the_draft_after_the_target(workspace):
     jobs = out.split("rule ")
     draft = next(j for j in jobs if j.startswith("prepare_model") and "models/smollm2-draft/" in j)
     assert "input: resources/models/smollm2-135m-instruct/decodebench_model.json" in draft, draft
-    assert re.search(r"^benchmark\s+\d+$", out, re.M), out[-2000:]
+    # paired measurement: one job per (experiment, dataset)
+    assert re.search(r"^benchmark_main_gutenberg\s+1$", out, re.M), out[-2000:]

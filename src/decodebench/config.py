@@ -160,6 +160,10 @@ def check_references(cfg: dict, source: str | Path) -> None:
             if d not in cfg["datasets"]:
                 problems.append(f"experiments.{ename}.datasets: unknown dataset '{d}' "
                                 f"(defined: {', '.join(sorted(cfg['datasets']))})")
+        for m, spec in exp["methods"].items():
+            if "pairing" in (spec.get("protocol") or {}):
+                problems.append(f"experiments.{ename}.methods.{m}.protocol.pairing: pairing is set per study or "
+                                f"per experiment (it decides how the experiment's jobs are grouped), not per method")
         base_names = {m.rsplit("_t", 1)[0] if "generation_lengths" in exp else m for m in exp["methods"]}
         if exp["baseline"] not in base_names:
             problems.append(f"experiments.{ename}.baseline: '{exp['baseline']}' is not one of its methods")

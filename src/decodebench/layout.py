@@ -12,6 +12,7 @@ in ``EXPERIMENT_ARTIFACTS``; any other id gets one generic table, ``tables/<id>.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 GENERATED = "paper/generated"
@@ -53,6 +54,36 @@ def result_files(cfg: dict, experiment: str) -> list[str]:
         return [str(base / p) for p in configured_results(cfg) if p.parts[0] == experiment]
     exp = cfg["experiments"][experiment]
     return [result_path(cfg["study"], experiment, d, m) for d in exp["datasets"] for m in exp["methods"]]
+
+
+PAIRINGS = ("interleaved", "per_method")
+
+
+def pairing(cfg: dict, experiment: str) -> str:
+    """protocol.pairing of an experiment (its own, else the study's; default interleaved)."""
+    exp = cfg["experiments"][experiment]
+    return (exp.get("protocol") or {}).get("pairing") or (cfg.get("protocol") or {}).get("pairing") or "interleaved"
+
+
+def benchmark_groups(cfg: dict) -> list[dict]:
+    """The benchmark jobs of a measured study: one per (experiment, dataset) measuring every
+    method configuration of the experiment interleaved (pairing ``interleaved``), or one per
+    configuration (``per_method``). Each: {experiment, dataset, pairing, methods, outputs,
+    name}, the methods in the config's order (the harness rotates it per prompt and repeat).
+    ``name`` is the Snakemake rule: ``benchmark_<experiment>_<dataset>`` for a paired group (one
+    rule each: a rule's outputs are fixed patterns), ``benchmark`` (one wildcard rule) per method."""
+    groups = []
+    for e, exp in cfg["experiments"].items():
+        mode = pairing(cfg, e)
+        for d in exp["datasets"]:
+            members = [list(exp["methods"])] if mode == "interleaved" else [[m] for m in exp["methods"]]
+            for methods in members:
+                groups.append({
+                    "experiment": e, "dataset": d, "pairing": mode, "methods": methods,
+                    "outputs": [result_path(cfg["study"], e, d, m) for m in methods],
+                    "name": re.sub(r"\W", "_", f"benchmark_{e}_{d}") if mode == "interleaved" else "benchmark",
+                })
+    return groups
 
 
 def experiment_artifacts(experiment: str) -> list[str]:

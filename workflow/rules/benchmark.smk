@@ -1,26 +1,57 @@
-# One job per (experiment, dataset, method configuration); writes one result JSON atomically.
+# Benchmark jobs (docs/pipeline.md, "Measurement protocol"); each writes one result JSON per
+# method configuration, atomically.
+#   protocol.pairing: interleaved (default): one job per (experiment, dataset), rule
+#     benchmark_<experiment>_<dataset>, measures every configuration of the experiment in one
+#     process, interleaved prompt by prompt (paired measurement; several outputs).
+#   protocol.pairing: per_method: one job per configuration, rule benchmark (clusters that give
+#     each job its own GPU).
 # Imported studies (config `import:`) get their result files from `decodebench import` instead.
 
 if not imported(CFG):
 
-    rule benchmark:
-        input:
-            benchmark_inputs,
-        output:
-            "results/raw/{study}/{experiment}/{dataset}/{method}.json",
-        log:
-            "logs/{study}/benchmark/{experiment}/{dataset}/{method}.log",
-        conda:
-            "../envs/decodebench.yaml"
-        params:
-            config_file=CONFIG_FILE,
-        # CPU: a job takes every core the run is given, so measurements never overlap.
-        threads: workflow.cores if CFG["device"] == "cpu" else (CFG.get("threads") or 1)
-        resources:
-            gpu=1 if CFG["device"] == "cuda" else 0,
-        shell:
-            "decodebench run --quiet --config {params.config_file} --experiment {wildcards.experiment} "
-            "--dataset {wildcards.dataset} --method {wildcards.method} --out {output} > {log} 2>&1"
+    for group in PAIRED_GROUPS:
+
+        rule:
+            name:
+                group["name"]
+            input:
+                benchmark_inputs(group["dataset"]),
+            output:
+                group["outputs"],
+            log:
+                f"logs/{STUDY}/benchmark/{group['experiment']}/{group['dataset']}.log",
+            conda:
+                "../envs/decodebench.yaml"
+            params:
+                config_file=CONFIG_FILE,
+                args=run_arguments(group),
+            threads: BENCHMARK_THREADS
+            resources:
+                gpu=1 if CFG["device"] == "cuda" else 0,
+            shell:
+                "decodebench run --quiet --config {params.config_file} {params.args} > {log} 2>&1"
+
+    if PER_METHOD_EXPERIMENTS:
+
+        rule benchmark:
+            input:
+                lambda wildcards: benchmark_inputs(wildcards.dataset),
+            output:
+                "results/raw/{study}/{experiment}/{dataset}/{method}.json",
+            log:
+                "logs/{study}/benchmark/{experiment}/{dataset}/{method}.log",
+            wildcard_constraints:
+                experiment="|".join(PER_METHOD_EXPERIMENTS),
+            conda:
+                "../envs/decodebench.yaml"
+            params:
+                config_file=CONFIG_FILE,
+            threads: BENCHMARK_THREADS
+            resources:
+                gpu=1 if CFG["device"] == "cuda" else 0,
+            shell:
+                "decodebench run --quiet --config {params.config_file} --experiment {wildcards.experiment} "
+                "--dataset {wildcards.dataset} --method {wildcards.method} --out {output} > {log} 2>&1"
 
 else:
 

@@ -6,7 +6,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 
 from decodebench.config import ConfigError, expand_config, validate_config
-from decodebench.layout import MANIFEST, artifacts, figures, imported, result_files, table_path
+from decodebench.layout import MANIFEST, artifacts, benchmark_groups, figures, imported, result_files, table_path
 from decodebench.prompts import prompt_file
 
 
@@ -32,6 +32,11 @@ RESOURCES = CFG.get("resources_dir", "resources")
 EXPERIMENTS = sorted(CFG["experiments"])
 ARTIFACTS = artifacts(CFG)
 PAPER_PDF = "paper/build/main.pdf"
+GROUPS = [] if imported(CFG) else benchmark_groups(CFG)
+PAIRED_GROUPS = [g for g in GROUPS if g["pairing"] == "interleaved"]
+PER_METHOD_EXPERIMENTS = sorted({g["experiment"] for g in GROUPS if g["pairing"] == "per_method"})
+# CPU: a benchmark job takes every core the run is given, so measurements never overlap.
+BENCHMARK_THREADS = workflow.cores if CFG["device"] == "cpu" else (CFG.get("threads") or 1)
 
 
 wildcard_constraints:
@@ -61,10 +66,16 @@ def prepared_models():
     return [m for m in (model_marker(role) for role in sorted(CFG["models"])) if m]
 
 
-def benchmark_inputs(wildcards):
+def benchmark_inputs(dataset):
     """Prepared models and the prompt file, as ancient(): a regenerated cache never makes an
     existing result outdated (staleness is `check`'s job, from the recorded hashes)."""
-    return [ancient(p) for p in prepared_models() + [str(prompt_file(RESOURCES, STUDY, wildcards.dataset))]]
+    return [ancient(p) for p in prepared_models() + [str(prompt_file(RESOURCES, STUDY, dataset))]]
+
+
+def run_arguments(group):
+    """`decodebench run` arguments of a paired group: every --method with its --out."""
+    pairs = [f"--method {m} --out {o}" for m, o in zip(group["methods"], group["outputs"])]
+    return f"--experiment {group['experiment']} --dataset {group['dataset']} " + " ".join(pairs)
 
 
 def experiment_results(wildcards):
