@@ -37,7 +37,10 @@ def test_mean_sample_std_speedup_and_memory_change():
     assert b["tokens_per_s_mean"] == pytest.approx(25.0)
     assert b["tokens_per_s_std"] == pytest.approx(5.0)
     assert b["tokens_per_s_n"] == 3
-    assert b["speedup"] == pytest.approx(25.0 / 12.0)
+    # paired: the prompts both measured (0 and 1), ratio per prompt, mean over prompts
+    assert b["speedup"] == pytest.approx((20.0 / 10.0 + 25.0 / 14.0) / 2)
+    assert b["speedup_kind"] == "paired" and b["speedup_prompts"] == 2 and b["speedup_pairs"] == 2
+    assert b["speedup_low"] <= b["speedup"] <= b["speedup_high"]
     assert a["speedup"] == pytest.approx(1.0)
     assert b["peak_memory_change_pct"] == pytest.approx((130.0 - 105.0) / 105.0 * 100)
     assert b["overhead_ratio"] == pytest.approx(22.0 / 11.0)

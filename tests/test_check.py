@@ -112,8 +112,23 @@ def ttft_outside_timing(r):
 
 
 def diverging_outputs(r):
+    """Prompts 2 and 5 diverge from AR at output position 3."""
     for i in (2, 5):
-        r["records"][i]["output_sha256"] = ids_sha256([1, 2, 3])
+        ids = list(r["records"][i]["output_ids"])
+        ids[3] = (ids[3] + 1) % 49152
+        r["records"][i].update(output_ids=ids, output_sha256=ids_sha256(ids))
+
+
+def diverging_unlocated(r):
+    """A mismatch with nothing recorded to locate it (no output ids)."""
+    for i in (2, 5):
+        r["records"][i].update(output_ids=None, output_sha256=ids_sha256([1, 2, 3]))
+
+
+def near_tie_at_3(r):
+    """AR's top-2 margin at output position 3 of prompts 2 and 5 is a near-tie."""
+    for i in (2, 5):
+        r["records"][i]["ar_top2_margin"][3] = 0.01
 
 
 def bf16(r):
@@ -122,6 +137,15 @@ def bf16(r):
 
 def bf16_diverging(r):
     bf16(r)
+    diverging_outputs(r)
+
+
+def fp16(r):
+    r["environment"]["dtype"] = "float16"
+
+
+def fp16_diverging(r):
+    fp16(r)
     diverging_outputs(r)
 
 
@@ -166,8 +190,14 @@ CASES = {
     "definitions-acceptance-above-one": (on("linear_k4", acceptance_above_one), {(LIN, "definitions", "error")}),
     "definitions-ttft-above-wall": (on("ar", ttft_outside_timing), {(AR, "definitions", "error")}),
     "lossless-fp32": (on("linear_k4", diverging_outputs), {(LIN, "lossless", "error")}),
-    "lossless-bf16": (lambda: [mutate(base()["ar"], bf16), mutate(base()["linear_k4"], bf16_diverging)],
-                      {(LIN, "lossless", "warning")}),
+    # a mismatch at a near-tie of AR's logits is a warning in any dtype; elsewhere an error in every dtype
+    "lossless-bf16-tie": (lambda: [mutate(mutate(base()["ar"], bf16), near_tie_at_3),
+                                   mutate(base()["linear_k4"], bf16_diverging)], {(LIN, "lossless", "warning")}),
+    "lossless-bf16-bug": (lambda: [mutate(base()["ar"], bf16), mutate(base()["linear_k4"], bf16_diverging)],
+                          {(LIN, "lossless", "error")}),
+    "lossless-fp16-bug": (lambda: [mutate(base()["ar"], fp16), mutate(base()["linear_k4"], fp16_diverging)],
+                          {(LIN, "lossless", "error")}),
+    "lossless-unlocated": (on("linear_k4", diverging_unlocated), {(LIN, "lossless", "error")}),
     "comparability-warmups": (on("linear_k4", field(("protocol", "warmups"), 0)),
                               {(LIN, "comparability", "error")}),
     "comparability-dtype": (on("linear_k4", field(("environment", "dtype"), "float16")),
@@ -231,7 +261,10 @@ def test_messages_name_field_expected_and_found(tmp_path):
 def test_baseline_stability_names_dependent_speedups(tmp_path):
     report = run(tmp_path, CASES["baseline-stability-slow-noisy"][0]())
     (f,) = [f for f in report.findings if f.rule == "baseline-stability"]
-    assert "linear_k4 (" in f.message and "x)" in f.message and "expected CV <= 0.15" in f.message
+    assert "linear_k4 (3.06x [" in f.message and "expected CV <= 0.15" in f.message, f.message
+    # the command that re-measures only this job, in the report
+    assert report.remeasure_command().endswith(f"--forcerun {AR}")
+    assert report.text().splitlines()[-1] == f"re-measure the flagged jobs (only those): snakemake --cores all --forcerun {AR}"
     # The threshold is configurable.
     report = check_paths([tmp_path / "results" / "raw"], root=tmp_path, cv_threshold=5.0)
     assert not [f for f in report.findings if f.rule == "baseline-stability"]
@@ -248,9 +281,13 @@ def test_baseline_stability_relative_to_other_baselines(tmp_path):
 
 
 def test_lossless_mismatch_rate_in_half_precision(tmp_path):
-    report = run(tmp_path, CASES["lossless-bf16"][0]())
+    report = run(tmp_path, CASES["lossless-bf16-tie"][0]())
     (f,) = [f for f in report.findings if f.rule == "lossless"]
     assert "2 of 8 generations (25%)" in f.message
+    assert "position 3 margin 0.01" in f.message and "epsilon 0.25" in f.message
+    report = run(tmp_path, CASES["lossless-fp16-bug"][0]())
+    (f,) = [f for f in report.findings if f.rule == "lossless"]
+    assert "output position 3, where AR's float32 top-2 margin is 2" in f.message, f.message
 
 
 def test_baseline_from_config_not_from_method_id():

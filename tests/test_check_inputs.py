@@ -44,8 +44,10 @@ def test_clean_run_passes_with_no_errors(measured):
     cfg, root = measured
     report = check(cfg, root)
     assert errors(report) == set(), report.text()
-    # A dirty working tree (the helper's own checkout) may warn; nothing else may.
-    assert fired(report) <= {(RESULT, "provenance", "warning")}, report.text()
+    # A dirty working tree (the helper's own checkout) may warn, and so may a busy machine (the
+    # suite runs beside other work; the contention rule's own tests plant it); nothing else may.
+    assert fired(report) <= {(RESULT, "provenance", "warning"), (RESULT, "contention", "warning")}, report.text()
+    assert report.checked[(RESULT, "memory-model")] == "passed", report.text()
     # Everything that could be compared was: job, prompt file, weights, prompts re-made by the loader.
     assert report.checked[(RESULT, "staleness")] in ("passed", "warning")
     assert report.checked[(RESULT, "dataset-provenance")] == "passed"
@@ -156,7 +158,7 @@ def test_cli_defaults_to_the_study_results(measured, tiny_config):
     proc = subprocess.run([sys.executable, "-m", "decodebench.cli", "check", "--config", str(tiny_config),
                            "--cv-threshold", str(NO_CV_LIMIT)], capture_output=True, text=True, cwd=root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.strip().splitlines()[-1].startswith("decodebench check: 1 files, 10 rule checks")
+    assert "decodebench check: 1 files, 12 rule checks" in proc.stdout, proc.stdout
     raw = yaml.safe_load(tiny_config.read_text())
     raw["protocol"]["max_new_tokens"] = 10
     tiny_config.write_text(yaml.safe_dump(raw))

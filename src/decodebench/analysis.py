@@ -12,9 +12,14 @@ stat from their summary.
 Relative to the experiment's baseline (its ``baseline`` method configuration on the same
 dataset; with ``generation_lengths`` the baseline variant of the same budget):
 
-- ``speedup``: method tokens/s / baseline tokens/s (ratio of the means); for multi-sample
-  experiments (results with ``protocol.num_samples``), baseline wall time / method wall time,
-  the time to produce all samples;
+- ``speedup``: for measured results, the paired speedup (``decodebench.paired``): the ratio
+  method tokens/s / baseline tokens/s of each (prompt, repeat) both measured, repeats averaged
+  per prompt, the mean over prompts; ``speedup_low`` / ``speedup_high`` its 95 % bootstrap
+  interval (prompts, then repeats, resampled), ``speedup_prompts`` / ``speedup_pairs`` what it
+  rests on, ``speedup_kind`` = ``paired``. Imported results (no records) and pairs that do not
+  exist: the ratio of the means, ``speedup_kind`` = ``ratio of means``, no interval. For
+  multi-sample experiments (results with ``protocol.num_samples``) the ratio is baseline wall
+  time / method wall time, the time to produce all samples;
 - ``peak_memory_change_pct`` and ``overhead_change_pct``: (method - baseline) / baseline x 100
   of the mean peak memory and of the mean peak over the pre-generation baseline;
 - ``memory_ratio`` and ``overhead_ratio``: method / baseline of the same means.
@@ -29,6 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .paired import paired_ratios, summarise_ratios
 from .results import load_result, stat
 
 # Metrics aggregated per (dataset, method): name in the records / summary -> column prefix.
@@ -127,6 +133,36 @@ def add_relative(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+SPEEDUP_COLUMNS = ("speedup_low", "speedup_high", "speedup_prompts", "speedup_pairs", "speedup_kind")
+
+
+def add_paired(table: pd.DataFrame, results: dict[tuple[str, str], dict]) -> pd.DataFrame:
+    """Replace ``speedup`` by the paired estimate with its interval where both the row's and its
+    baseline's records exist (``results``: (dataset, method) -> result)."""
+    table = table.copy()
+    multi = "num_samples_config" in table and table["num_samples_config"].notna().any()
+    metric, higher = ("wall_time_s", False) if multi else ("tokens_per_s", True)
+    cols = {k: [] for k in ("speedup", *SPEEDUP_COLUMNS)}
+    for r in table.itertuples(index=False):
+        res, base = results.get((r.dataset, r.method)), results.get((r.dataset, r.baseline))
+        stat_ = None
+        if res is not None and base is not None and res["records"] is not None and base["records"] is not None:
+            stat_ = summarise_ratios(paired_ratios(res["records"], base["records"], metric, higher))
+        if stat_ is not None and stat_.estimate is not None:
+            values = (stat_.estimate, stat_.low, stat_.high, stat_.prompts, stat_.pairs, "paired")
+        else:
+            values = (None if pd.isna(r.speedup) else r.speedup, None, None, None, None,
+                      None if pd.isna(r.speedup) else "ratio of means")
+        for k, v in zip(cols, values):
+            cols[k].append(v)
+    for k in ("speedup", "speedup_low", "speedup_high"):
+        table[k] = pd.array(cols[k], dtype="Float64")
+    for k in ("speedup_prompts", "speedup_pairs"):
+        table[k] = pd.array(cols[k], dtype="Int64")
+    table["speedup_kind"] = cols["speedup_kind"]
+    return table
+
+
 def aggregate_experiment(cfg: dict, experiment: str, results: list[dict]) -> pd.DataFrame:
     """The experiment's tidy table (see the module docstring)."""
     exp = cfg["experiments"].get(experiment)
@@ -145,6 +181,7 @@ def aggregate_experiment(cfg: dict, experiment: str, results: list[dict]) -> pd.
     table["method_order"] = [m_order.get(m, len(m_order)) for m in table["method"]]
     table = table.sort_values(["dataset_order", "dataset", "method_order", "method"], kind="stable")
     table = add_relative(table.reset_index(drop=True))
+    table = add_paired(table, {(r["dataset"]["name"], r["method"]["name"]): r for r in results})
     first = [c for c in IDENTITY if c in table]
     return table[first + [c for c in table.columns if c not in first]]
 

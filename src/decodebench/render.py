@@ -91,9 +91,14 @@ class Formats:
         s = self.text(std, kind)
         return Markup(rf"\num{{{t} \pm {s}}}" if s is not None else rf"\num{{{t}}}")
 
-    def speedup(self, x) -> Markup:
+    def speedup(self, x, low=None, high=None) -> Markup:
+        """``1.23x``, with its 95 % interval ``[1.10, 1.35]`` in small type when there is one."""
         t = self.text(x, "speedup")
-        return Markup("--") if t is None else Markup(rf"\num{{{t}}}\(\times\)")
+        if t is None:
+            return Markup("--")
+        lo, hi = self.text(low, "speedup"), self.text(high, "speedup")
+        interval = rf" {{\scriptsize[\num{{{lo}}}, \num{{{hi}}}]}}" if lo is not None and hi is not None else ""
+        return Markup(rf"\num{{{t}}}\(\times\){interval}")
 
     def pct(self, x) -> Markup:
         t = self.text(x, "relative_change_pct", sign=True)
@@ -266,11 +271,18 @@ def _cell(fmt: Formats, kind: str, col: str, std: bool = False, scale: float = 1
 
 
 def _speedup_cell(fmt: Formats, col: str = "speedup"):
+    """The speedup with its interval (columns ``<col>_low`` / ``<col>_high``, when present)."""
     def make(r):
-        v = r.get(col)
-        v = None if _missing(v) else float(v)
-        return Cell(fmt.speedup(v), fmt.text(v, "speedup"))
+        v, lo, hi = (r.get(c) for c in (col, f"{col}_low", f"{col}_high"))
+        v, lo, hi = (None if _missing(x) else float(x) for x in (v, lo, hi))
+        return Cell(fmt.speedup(v, lo, hi), fmt.text(v, "speedup"))
     return make
+
+
+def _row_speedup(fmt: Formats, row) -> Markup:
+    """A row's speedup with its interval (rows of across-dataset means have none)."""
+    get = row.get
+    return fmt.speedup(*(None if _missing(get(c)) else float(get(c)) for c in ("speedup", "speedup_low", "speedup_high")))
 
 
 def _pct_cell(fmt: Formats, col: str):
@@ -340,6 +352,9 @@ def _value_numbers(ctx: Context, experiment: str, df) -> None:
                                     Markup(fmt.num(float(r[col]) * scale, kind)), ""))
         if not _missing(r.get("speedup")):
             ctx.numbers.append(((experiment, r["dataset"], r["method"], "speedup"), fmt.speedup(r["speedup"]), ""))
+        for col in ("speedup_low", "speedup_high"):
+            if not _missing(r.get(col)):
+                ctx.numbers.append(((experiment, r["dataset"], r["method"], col), fmt.speedup(r[col]), ""))
         for col in ("peak_memory_change_pct", "overhead_change_pct"):
             if not _missing(r.get(col)):
                 ctx.numbers.append(((experiment, r["dataset"], r["method"], col), fmt.pct(r[col]), ""))
@@ -363,7 +378,7 @@ def render_speed(ctx: Context, experiment: str, df, table_name: str | None = Non
     best = _best_row(analysis.across_datasets(df), "speedup")
     if best is not None:
         ctx.number(f"{p}BestMethod", best["method_label"], "fastest configuration (mean speedup over datasets)")
-        ctx.number(f"{p}BestSpeedup", fmt.speedup(best["speedup"]))
+        ctx.number(f"{p}BestSpeedup", _row_speedup(fmt, best))
         ctx.number(f"{p}BestThroughput", fmt.num(best["tokens_per_s_mean"], "tokens_per_s"))
     base = df[df["method"] == df["baseline"]]
     if not base.empty:
@@ -372,7 +387,7 @@ def render_speed(ctx: Context, experiment: str, df, table_name: str | None = Non
                    "baseline tokens/s, mean over datasets")
     top = _best_row(df, "speedup")
     if top is not None:
-        ctx.number(f"{p}TopSpeedup", fmt.speedup(top["speedup"]), "largest speedup of any (dataset, method)")
+        ctx.number(f"{p}TopSpeedup", _row_speedup(fmt, top), "largest speedup of any (dataset, method)")
         ctx.number(f"{p}TopSpeedupMethod", top["method_label"])
         ctx.number(f"{p}TopSpeedupDataset", top["dataset_label"])
     ctx.number(f"{p}NumMethods", str(len(_methods(df))))
@@ -457,7 +472,7 @@ def _range_numbers(ctx: Context, experiment: str, df, column: str) -> None:
     for tag, length in (("Shortest", lengths[0]), ("Longest", lengths[-1])):
         best = _best_row(df[df[column] == length], "speedup")
         if best is not None:
-            ctx.number(f"{p}BestSpeedupAt{tag}", fmt.speedup(best["speedup"]))
+            ctx.number(f"{p}BestSpeedupAt{tag}", _row_speedup(fmt, best))
             ctx.number(f"{p}BestMethodAt{tag}", _base_label(best))
 
 
@@ -497,7 +512,7 @@ def render_sweep(ctx: Context, experiment: str, df) -> None:
                          Cell(Markup(str(len(cand)))),
                          Cell(fmt.num(best["tokens_per_s_mean"], "tokens_per_s", std=best.get("tokens_per_s_std")),
                               fmt.text(best["tokens_per_s_mean"], "tokens_per_s")),
-                         Cell(fmt.speedup(best.get("speedup")), fmt.text(best.get("speedup"), "speedup")),
+                         Cell(_row_speedup(fmt, best), fmt.text(best.get("speedup"), "speedup")),
                          Cell(fmt.num(best.get("tokens_per_round_mean"), "rate"))])
             ctx.number(("sweep-best", d, method_id, "config"), latex_escape(best["method_label"]), "")
         if not base.empty:
@@ -508,7 +523,7 @@ def render_sweep(ctx: Context, experiment: str, df) -> None:
     best = _best_row(df, "speedup")
     if best is not None:
         ctx.number(f"{p}BestConfig", best["method_label"])
-        ctx.number(f"{p}BestSpeedup", fmt.speedup(best["speedup"]))
+        ctx.number(f"{p}BestSpeedup", _row_speedup(fmt, best))
         ctx.number(f"{p}BestDataset", best["dataset_label"])
     ctx.number(f"{p}NumConfigs", str(int((df["method"] != df["baseline"]).sum())))
     figure_sweep(ctx, df, grids)
@@ -525,9 +540,9 @@ def render_ablation(ctx: Context, experiment: str, df) -> None:
     steps = [r for _, r in avg.iterrows() if r["method"] != r["baseline"]] or [r for _, r in avg.iterrows()]
     if steps:
         ctx.number(f"{p}FirstMethod", steps[0]["method_label"])
-        ctx.number(f"{p}FirstSpeedup", fmt.speedup(steps[0]["speedup"]))
+        ctx.number(f"{p}FirstSpeedup", _row_speedup(fmt, steps[0]))
         ctx.number(f"{p}LastMethod", steps[-1]["method_label"])
-        ctx.number(f"{p}LastSpeedup", fmt.speedup(steps[-1]["speedup"]))
+        ctx.number(f"{p}LastSpeedup", _row_speedup(fmt, steps[-1]))
 
 
 def render_multisample(ctx: Context, experiment: str, df) -> None:
@@ -543,7 +558,7 @@ def render_multisample(ctx: Context, experiment: str, df) -> None:
     best = _best_row(df, "speedup")
     if best is not None:
         ctx.number(f"{p}BestMethod", best["method_label"])
-        ctx.number(f"{p}BestSpeedup", fmt.speedup(best["speedup"]))
+        ctx.number(f"{p}BestSpeedup", _row_speedup(fmt, best))
         ctx.number(f"{p}BestDataset", best["dataset_label"])
         ctx.number(f"{p}BestMemoryRatio", fmt.num(best.get("memory_ratio"), "ratio"))
         ctx.number(f"{p}BestOverheadRatio", fmt.num(best.get("overhead_ratio"), "ratio"))

@@ -4,7 +4,8 @@
     print(report.text()); sys.exit(report.exit_code())
 
 It only reads; nothing is modified or deleted. Rules (ids as printed; docs/check.md):
-schema, errors, memory, arithmetic, definitions, provenance (per result file);
+schema, errors, memory, memory-model, contention, arithmetic, definitions, provenance (per
+result file);
 lossless, comparability, baseline-stability (across the results of one table);
 staleness, dataset-provenance (against the current config, prompt files, weights, code);
 artifacts, manuscript (paper/generated/, results/MANIFEST.json, paper/*.tex).
@@ -18,8 +19,8 @@ from .artifacts import rule_artifacts, rule_dataset_names, rule_manuscript
 from .groups import (groups, rule_baseline_stability, rule_comparability, rule_experiment_comparability,
                      rule_lossless, rule_source_speedups)
 from .inputs import Inputs, rule_dataset_provenance, rule_staleness
-from .per_result import (read_result, rule_arithmetic, rule_definitions, rule_errors, rule_memory,
-                         rule_provenance)
+from .per_result import (read_result, rule_arithmetic, rule_contention, rule_definitions, rule_errors,
+                         rule_memory, rule_memory_model, rule_provenance)
 from .report import ERROR, NOT_APPLICABLE, RULES, WARNING, Finding, Report
 
 DEFAULT_CV_THRESHOLD = 0.15
@@ -54,7 +55,7 @@ def check_paths(paths: list[Path], cfg: dict | None = None, root: Path = Path(".
     """Run every rule on the result files under `paths` (and, with artifacts=True, on
     paper/generated/, results/MANIFEST.json and paper/*.tex under `root`)."""
     root = Path(root)
-    report = Report()
+    report = Report(configfile=(cfg or {}).get("_file"))
     results = []
     for path in result_files(paths):
         res = read_result(path, report, _display(path, root.resolve()))
@@ -64,6 +65,8 @@ def check_paths(paths: list[Path], cfg: dict | None = None, root: Path = Path(".
     for res in results:
         rule_errors(res, report)
         rule_memory(res, report)
+        rule_memory_model(res, report)
+        rule_contention(res, report)
         rule_arithmetic(res, report)
         rule_definitions(res, report)
         rule_provenance(res, report)

@@ -15,9 +15,9 @@ from collections import defaultdict
 import numpy as np
 
 from .per_result import Result
+from ..paired import PairedStat, across_prompt_cv, paired_ratios, summarise_ratios, within_prompt_cv
 from .report import Report
 
-HALF_DTYPES = {"float16", "bfloat16", "fp16", "bf16", "half"}
 _VARIANT = re.compile(r"_t\d+$")
 
 # Fields that must agree between a result and its baseline. (path, severity)
@@ -134,7 +134,25 @@ def rule_experiment_comparability(all_groups: dict[tuple, list[Result]], cfg: di
                                f"dataset, {ref.path} (expected {a!r}, found {b!r})")
 
 
+# A greedy choice whose top-2 float32 logits of AR differ by less than this may flip between
+# two correct implementations (another kernel, batch width or accumulation order): a tie.
+# Per weight dtype, about the rounding of a logit of magnitude ~20 in it (docs/check.md).
+TIE_EPSILON = {"float32": 1e-3, "float16": 0.05, "bfloat16": 0.25}
+
+
+def first_divergence(a: list[int], b: list[int]) -> int | None:
+    """Index of the first position where two id lists differ (or one ends), None if equal."""
+    for j, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return j
+    return None if len(a) == len(b) else min(len(a), len(b))
+
+
 def rule_lossless(group: list[Result], report: Report) -> None:
+    """A greedy lossless method must reproduce greedy AR's output ids. A mismatch whose first
+    divergence falls where AR's float32 top-2 margin is below ``TIE_EPSILON[dtype]`` is a tie
+    (warning, naming the position and the margin); any other mismatch is an error in every
+    dtype, and so is one that cannot be located (no output ids or margins recorded)."""
     for res in group:
         m = res.data["method"]
         if not (m["lossless"] and m["greedy"]) or m["id"] == "ar":
@@ -154,45 +172,106 @@ def rule_lossless(group: list[Result], report: Report) -> None:
         ref = sorted(refs, key=lambda r: r.path)[0]
         expected = {}
         for r in ref.records:
-            expected.setdefault(r["prompt_id"], r["output_sha256"])
+            expected.setdefault(r["prompt_id"], r)
         shared = [r for r in res.records if r["prompt_id"] in expected]
         if not shared:
             report.not_applicable(res.path, "lossless", f"no prompt in common with {ref.path}")
             continue
-        bad = [r for r in shared if r["output_sha256"] != expected[r["prompt_id"]]]
+        bad = [r for r in shared if r["output_sha256"] != expected[r["prompt_id"]]["output_sha256"]]
         if not bad:
             continue
         dtype = res.data["environment"].get("dtype") or ""
+        epsilon = TIE_EPSILON.get(dtype, TIE_EPSILON["float32"])
+        ties, bugs = [], []
+        for r in bad:
+            a = expected[r["prompt_id"]]
+            j = first_divergence(a.get("output_ids") or [], r.get("output_ids") or [])
+            margins = a.get("ar_top2_margin") or []
+            margin = margins[j] if j is not None and j < len(margins) and a.get("output_ids") and r.get("output_ids") \
+                else None
+            (ties if margin is not None and margin < epsilon else bugs).append((r, j, margin))
         rate = len(bad) / len(shared)
-        msg = (f"output ids differ from greedy AR ({ref.path}) for {len(bad)} of {len(shared)} generations "
-               f"({rate:.0%}), first prompt {bad[0]['prompt_id']} (expected output_sha256 "
-               f"{expected[bad[0]['prompt_id']][:16]}…, found {bad[0]['output_sha256'][:16]}…)")
-        if dtype in HALF_DTYPES:
-            report.warning(res.path, "lossless", msg + f"; in {dtype}, ties and rounding can flip a greedy choice")
+        head = (f"output ids differ from greedy AR ({ref.path}) for {len(bad)} of {len(shared)} generations "
+                f"({rate:.0%})")
+        if bugs:
+            r, j, margin = bugs[0]
+            where = (f"first at prompt {r['prompt_id']} (repeat {r['repeat']}), output position {j}, where AR's "
+                     f"float32 top-2 margin is {margin:.4g}" if margin is not None else
+                     f"first at prompt {r['prompt_id']} (repeat {r['repeat']}), where no output ids or AR margins "
+                     f"were recorded to locate it (expected output_sha256 "
+                     f"{expected[r['prompt_id']]['output_sha256'][:16]}…, found {r['output_sha256'][:16]}…)")
+            report.error(res.path, "lossless", f"{head}; {len(bugs)} not at a tie, {where} (expected a margin "
+                                               f"below the {dtype or 'float32'} tie epsilon {epsilon:g} for a "
+                                               f"tie); a lossless method must reproduce AR")
         else:
-            report.error(res.path, "lossless", msg + f"; in {dtype or 'this dtype'} a lossless method must "
-                                                     f"reproduce AR exactly")
+            first = "; ".join(f"prompt {r['prompt_id']} position {j} margin {margin:.3g}" for r, j, margin in ties[:3])
+            report.warning(res.path, "lossless", f"{head}, every one at a near-tie of AR's top-2 logits (margin below "
+                                                 f"the {dtype or 'float32'} tie epsilon {epsilon:g}): {first}")
 
 
 def _cv(res: Result) -> float | None:
-    """Coefficient of variation of tokens/s across the result's generations."""
+    """Coefficient of variation of tokens/s across prompts (repeats averaged first; imported:
+    from the summary)."""
     if res.records is not None:
-        tps = res.column("tokens_per_s")
-        tps = tps[~np.isnan(tps)]
-        if len(tps) < 2 or tps.mean() <= 0:
-            return None
-        return float(tps.std(ddof=1) / tps.mean())
+        return across_prompt_cv(res.records)
     s = res.data["summary"].get("tokens_per_s") or {}
     if s.get("mean") and s.get("std") is not None and s["mean"] > 0:
         return s["std"] / s["mean"]
     return None
 
 
+def _repeated(res: Result) -> bool:
+    """Whether some prompt of the result was measured more than once."""
+    seen = set()
+    for r in res.records or []:
+        if r["prompt_id"] in seen:
+            return True
+        seen.add(r["prompt_id"])
+    return False
+
+
+def _speedup(res: Result, base: Result) -> PairedStat | None:
+    if res.records is None or base.records is None:
+        return None
+    higher = not res.multi_sample
+    stat = summarise_ratios(paired_ratios(res.records, base.records, "tokens_per_s" if higher else "wall_time_s",
+                                          higher))
+    return stat if stat.estimate is not None else None
+
+
+def _precise(stat: PairedStat | None) -> bool:
+    return (stat is not None and stat.low is not None and stat.high is not None
+            and (stat.high - stat.low) / 2 <= PRECISE_HALF_WIDTH * stat.estimate)
+
+
+def _describe(stat: PairedStat | None) -> str:
+    if stat is None:
+        return "unpaired"
+    if stat.low is None:
+        return f"{stat.estimate:.2f}x"
+    return f"{stat.estimate:.2f}x [{stat.low:.2f}, {stat.high:.2f}]"
+
+
+# A paired speedup is precise when its 95 % interval's half-width is at most this fraction of it.
+PRECISE_HALF_WIDTH = 0.10
+
+
 def rule_baseline_stability(all_groups: dict[tuple, list[Result]], cfg: dict | None, report: Report,
                             cv_threshold: float, relative_factor: float = 3.0, relative_floor: float = 0.05) -> None:
-    """Flag a baseline whose CV of tokens/s is above `cv_threshold` (error), or, when at least two
-    other baselines exist, above `relative_factor` x their median CV and above `relative_floor`
-    (warning). Names the speedups computed against it."""
+    """Is the baseline every speedup divides by stable enough to divide by? (docs/check.md)
+
+    - Repeated measurements (a prompt measured twice or more): the baseline is unstable when
+      its repeats disagree (pooled within-prompt CV of tokens/s above `cv_threshold`): error.
+      Prompts that differ from each other while their repeats agree are the study's
+      population, not noise: nothing is reported.
+    - One measurement per prompt: the CV across prompts above `cv_threshold` cannot tell noise
+      from prompt-to-prompt variation. When every speedup that depends on the baseline is
+      paired with a 95 % interval of half-width <= ``PRECISE_HALF_WIDTH`` of its value, it is a
+      warning (the ratios are stable even if the baseline's level is not); otherwise an error.
+    - A baseline much noisier than the other baselines (above `relative_factor` x their median
+      and above `relative_floor`): warning.
+
+    Measured findings carry the command that re-measures the jobs (``Report.remeasure_command``)."""
     dependents: dict[str, list[Result]] = defaultdict(list)
     baselines: dict[str, Result] = {}
     for group in all_groups.values():
@@ -202,7 +281,8 @@ def rule_baseline_stability(all_groups: dict[tuple, list[Result]], cfg: dict | N
                 baselines[base.path] = base
                 if base is not res:
                     dependents[base.path].append(res)
-    cvs = {path: _cv(b) for path, b in baselines.items()}
+    repeated = {path: b.records is not None and _repeated(b) for path, b in baselines.items()}
+    cvs = {path: (within_prompt_cv(b.records) if repeated[path] else _cv(b)) for path, b in baselines.items()}
     for path, base in sorted(baselines.items()):
         report.ran(path, "baseline-stability")
         cv = cvs[path]
@@ -212,20 +292,39 @@ def rule_baseline_stability(all_groups: dict[tuple, list[Result]], cfg: dict | N
             continue
         others = [c for p, c in cvs.items() if p != path and c is not None]
         usual = statistics.median(others) if len(others) >= 2 else None
-        base_tps = base.summary_mean("tokens_per_s")
-        deps = ", ".join(
-            f"{d.method} ({d.summary_mean('tokens_per_s') / base_tps:.2f}x)"
-            if base_tps and d.summary_mean("tokens_per_s") is not None else d.method
-            for d in sorted(dependents[path], key=lambda r: r.method)) or "none in these results"
-        if cv > cv_threshold:
+        deps = sorted(dependents[path], key=lambda r: r.method)
+        stats = {d.path: _speedup(d, base) for d in deps}
+        if base.records is None:  # imported: the source's means
+            base_tps = base.summary_mean("tokens_per_s")
+            described = ", ".join(
+                f"{d.method} ({d.summary_mean('tokens_per_s') / base_tps:.2f}x)"
+                if base_tps and d.summary_mean("tokens_per_s") is not None else d.method for d in deps)
+        else:
+            described = ", ".join(f"{d.method} ({_describe(stats[d.path])})" for d in deps)
+        described = described or "none in these results"
+        if base.records is not None:
+            report.fixable(path, "baseline-stability")
+        if repeated[path] and cv > cv_threshold:
             report.error(path, "baseline-stability",
-                         f"baseline tokens/s varies too much across prompts (expected CV <= {cv_threshold:.2f}, "
-                         f"found {cv:.2f}{f'; other baselines usually {usual:.2f}' if usual is not None else ''}); "
-                         f"speedups that depend on it: {deps}")
+                         f"unstable baseline: its repeats of the same prompt disagree (expected a within-prompt "
+                         f"CV of tokens/s <= {cv_threshold:.2f}, found {cv:.2f}; across prompts "
+                         f"{_cv(base) or 0:.2f}); the machine was not steady while it was measured. Speedups that "
+                         f"depend on it: {described}")
+        elif not repeated[path] and cv > cv_threshold:
+            message = (f"baseline tokens/s varies across prompts (expected CV <= {cv_threshold:.2f}, found "
+                       f"{cv:.2f}{f'; other baselines usually {usual:.2f}' if usual is not None else ''}); with one "
+                       f"measurement per prompt noise and prompt-to-prompt variation cannot be told apart "
+                       f"(protocol.repeats >= 2 can). Speedups that depend on it: {described}")
+            if deps and all(_precise(stats[d.path]) for d in deps):
+                report.warning(path, "baseline-stability", message + f"; every one is paired with a 95 % interval "
+                                                                     f"within +-{PRECISE_HALF_WIDTH:.0%}")
+            else:
+                report.error(path, "baseline-stability", message)
         elif usual is not None and cv > relative_factor * usual and cv > relative_floor:
             report.warning(path, "baseline-stability",
                            f"baseline tokens/s is much noisier than the other baselines (expected CV <= "
-                           f"{relative_factor:g} x {usual:.3f}, found {cv:.3f}); speedups that depend on it: {deps}")
+                           f"{relative_factor:g} x {usual:.3f}, found {cv:.3f}); speedups that depend on it: "
+                           f"{described}")
 
 
 SOURCE_SPEEDUP_TOLERANCE = 0.005  # relative; the source's speedups are unrounded ratios

@@ -18,7 +18,9 @@ import numpy as np
 
 import fastjsonschema
 
+from .. import memory_model
 from ..latency import Latency
+from ..telemetry import busy
 from ..results import result_schema, schema_errors, summarise
 from .report import Report
 
@@ -200,6 +202,65 @@ def rule_memory(res: Result, report: Report) -> None:
     if inexact:
         report.warning(f, "memory", f"peak memory sampled, not the kernel's high-water mark, in "
                                     f"{_where(res, inexact)} (expected memory_exact true, found false)")
+
+
+def rule_memory_model(res: Result, report: Report) -> None:
+    """Each measured overhead against the analytic one (``decodebench.memory_model``): above
+    FACTOR x expected + allowance is an error (memory nobody accounts for, e.g. logits of every
+    prompt position); below LOW x the KV cache the method must hold is a warning (a missed peak)."""
+    f = res.path
+    if res.summary_only or res.multi_sample:
+        report.not_applicable(f, "memory-model", "no per-generation records" if res.summary_only
+                              else "multi-sample methods are not modelled (their paths vary)")
+        return
+    env = res.data["environment"]
+    kind, cpus = env.get("memory_kind"), env.get("cpu_count") or 1
+    high, low = [], []
+    for i, r in enumerate(res.records):
+        expected = memory_model.expected_overhead(res.data, r)
+        if expected is None:
+            report.not_applicable(f, "memory-model", "the result records no model shape (models.*.shape)")
+            return
+        lo, hi = memory_model.bounds_mb(expected, kind, cpus)
+        over = r["peak_memory_overhead_mb"]
+        if over > hi:
+            high.append((i, over, hi, expected))
+        elif over < lo:
+            low.append((i, over, lo, expected))
+    report.ran(f, "memory-model")
+    if high:
+        i, over, hi, expected = high[0]
+        report.error(f, "memory-model", f"memory overhead far above the analytic model in "
+                                        f"{_where(res, [h[0] for h in high])} (expected <= {hi:.1f} MiB = "
+                                        f"{memory_model.FACTOR:g} x {expected.total_mb:.1f} MiB [{expected.describe()}] "
+                                        f"+ allowance, found {over:.1f} MiB): something holds memory the method "
+                                        f"does not need (e.g. logits of every prompt position)")
+    if low:
+        i, over, lo, expected = low[0]
+        report.warning(f, "memory-model", f"memory overhead below the KV cache the generation must hold in "
+                                          f"{_where(res, [x[0] for x in low])} (expected >= {lo:.1f} MiB, "
+                                          f"found {over:.1f} MiB): was the peak missed?")
+
+
+def rule_contention(res: Result, report: Report) -> None:
+    """Measurements made while other processes used the machine (``telemetry.busy``): a
+    warning naming them, fixable by measuring again."""
+    f = res.path
+    if res.summary_only:
+        report.not_applicable(f, "contention", "imported result records no telemetry")
+        return
+    recorded = [r for r in res.records if r.get("telemetry")]
+    if not recorded:
+        report.not_applicable(f, "contention", "no telemetry recorded (a result written before it existed)")
+        return
+    report.ran(f, "contention")
+    busy_ones = [(i, why) for i, r in enumerate(res.records) if (why := busy(r.get("telemetry"))) is not None]
+    if busy_ones:
+        i, why = busy_ones[0]
+        report.warning(f, "contention", f"{len(busy_ones)} of {len(res.records)} measurements ran on a busy "
+                                        f"machine: {_where(res, [b[0] for b in busy_ones])}; first: {why} "
+                                        f"(expected other processes below the limits)")
+        report.fixable(f, "contention")
 
 
 # --- arithmetic ---------------------------------------------------------------------------

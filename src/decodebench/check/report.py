@@ -17,8 +17,9 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 
 RULES = (
-    "schema", "errors", "memory", "arithmetic", "definitions", "lossless", "comparability",
-    "baseline-stability", "dataset-provenance", "provenance", "staleness", "artifacts", "manuscript",
+    "schema", "errors", "memory", "memory-model", "arithmetic", "definitions", "lossless", "comparability",
+    "baseline-stability", "contention", "dataset-provenance", "provenance", "staleness", "artifacts",
+    "manuscript",
 )
 ERROR, WARNING, NOT_APPLICABLE = "error", "warning", "not-applicable"
 ACKNOWLEDGED = "acknowledged"
@@ -47,6 +48,26 @@ class Report:
     checked: dict[tuple[str, str], str] = field(default_factory=dict)  # (file, rule) -> status
     files: set[str] = field(default_factory=set)
     _keys: list[tuple[str, str]] = field(default_factory=list)  # (file, rule) of each finding
+    remeasure: set[tuple[str, str]] = field(default_factory=set)  # (result file, rule) a re-measurement can fix
+    configfile: str | None = None  # for the re-measure command
+
+    def fixable(self, file: str, rule: str) -> None:
+        """Mark the findings of `rule` on `file` as fixable by measuring the file's job again."""
+        self.remeasure.add((file, rule))
+
+    def remeasure_files(self) -> list[str]:
+        """Result files with an unacknowledged error or warning that a re-measurement can fix."""
+        return sorted({f.file for f in self.findings
+                       if (f.file, f.rule) in self.remeasure and f.severity in (ERROR, WARNING)})
+
+    def remeasure_command(self) -> str | None:
+        """The command that re-measures only the flagged results' benchmark jobs (a paired
+        group re-runs as a whole: Snakemake forces the job that writes each file)."""
+        files = self.remeasure_files()
+        if not files:
+            return None
+        config = f" --configfile {self.configfile}" if self.configfile else ""
+        return f"snakemake --cores all{config} --forcerun " + " ".join(files)
 
     def ran(self, file: str, rule: str) -> None:
         """Record that `rule` looked at `file` (status: passed unless a finding says otherwise)."""
@@ -115,6 +136,8 @@ class Report:
             f"{self.count(ACKNOWLEDGED)} acknowledged, {self.count(WARNING)} warnings, "
             f"{self.count(NOT_APPLICABLE)} not applicable"
             + (" (--strict: warnings count as errors)" if strict else ""))
+        if (command := self.remeasure_command()) is not None:
+            lines.append(f"re-measure the flagged jobs (only those): {command}")
         return "\n".join(lines)
 
     def json(self, strict: bool = False) -> str:
@@ -124,4 +147,5 @@ class Report:
             "counts": {sev: self.count(sev) for sev in (ERROR, ACKNOWLEDGED, WARNING, NOT_APPLICABLE)},
             "strict": strict,
             "exit_code": self.exit_code(strict),
+            "remeasure_command": self.remeasure_command(),
         }, indent=1)

@@ -42,6 +42,9 @@ def make_record(i: int, new_tokens: int, tps: float, loader: str, method_id: str
         "peak_memory_mb": 1300.0 + i, "peak_memory_overhead_mb": 12.5 + 0.25 * i, "baseline_memory_mb": 1287.5 - 0.75 * i,
         "peak_reserved_mb": None, "memory_exact": True,
         "output_sha256": ids_sha256(output_ids(i, new_tokens)),
+        "output_ids": output_ids(i, new_tokens),
+        # greedy AR: the float32 top-2 margin at each output position (clear choices)
+        "ar_top2_margin": [2.0] * new_tokens if method_id == "ar" else None,
     }
     if method_id in SPECULATIVE_IDS:
         rounds = math.ceil(new_tokens / 3)

@@ -1,0 +1,117 @@
+"""What a generation's memory overhead should be, from the model's shape, the dtype, the
+prompt, the budget and what the method recorded: the analytic side that ``check``'s
+``memory-model`` rule holds each measured overhead against.
+
+    expected = expected_overhead(result, record)      # Expected(bytes by component)
+
+Components (bytes; b = the weights' dtype size, f = 4 for float32):
+
+- ``kv_target``: 2 x layers x kv_heads x head_dim x b x (prompt + new + extra) where extra is
+  the most draft positions a verification appends before the cache is cropped or compacted
+  (max proposed per round + 1; 0 for AR);
+- ``kv_draft``: the same for the draft's shape (methods with a draft);
+- ``kv_growth``: one layer's keys and values at full length, twice: a ``DynamicCache``
+  grows by concatenation, so the old and the new tensor of a layer coexist for a moment;
+- ``logits``: rows x vocab x (b + f), rows = the most positions one target forward scores
+  under the one prefill policy (1 for AR and a prefill; max proposed + 1 for a verification)
+  and the float32 copy decisions are taken on; trees add a float32 log-softmax per frontier row
+  of the draft (max proposed rows);
+- ``activations``: the prefill's largest transients, prompt x (3 x intermediate + 4 x
+  hidden) x b, plus heads x prompt^2 x f attention scores (the math path of SDPA on CPU);
+  for target and draft.
+
+The tolerance (``ALLOWANCE``) covers what no shape predicts: allocator arenas and
+fragmentation, Python objects, thread stacks, and on CPU the kernel's RSS batching
+(``measurement.hwm_precision_mb``). Measured on SmolLM2-135M (float32, 128 prompt + 32 new
+tokens, 2 CPU threads; docs/methods.md): AR 18.5-20.2 MiB against 10.5 MiB expected; the
+logits of all 128 prompt positions (issue 13's AR bug) add 24 MiB and would read ~40 MiB.
+Multi-sample methods are not modelled (their paths vary; the rule reports them as not
+applicable). numpy-free and torch-free, so ``check`` stays light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MB = 1024 * 1024
+PAGE_BYTES = 4096
+
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+FLOAT32 = 4
+# measured overhead <= FACTOR x expected + ALLOWANCE[memory_kind] MiB; below LOW x KV: peak missed
+FACTOR = 1.5
+ALLOWANCE_MB = {"process_rss": 16.0, "cuda_allocated": 4.0}
+LOW = 0.8
+TREE_IDS = ("tree", "dynatree")
+
+
+@dataclass(frozen=True)
+class Expected:
+    components: dict[str, int]  # bytes
+
+    @property
+    def total_mb(self) -> float:
+        return sum(self.components.values()) / MB
+
+    @property
+    def kv_mb(self) -> float:
+        return (self.components.get("kv_target", 0) + self.components.get("kv_draft", 0)) / MB
+
+    def describe(self) -> str:
+        return ", ".join(f"{k} {v / MB:.1f}" for k, v in self.components.items() if v)
+
+
+def _kv_bytes(shape: dict, b: int, positions: int) -> int:
+    return 2 * shape["layers"] * shape["kv_heads"] * shape["head_dim"] * b * positions
+
+
+def _activations(shape: dict, b: int, prompt: int) -> int:
+    return prompt * (3 * shape["intermediate"] + 4 * shape["hidden"]) * b + shape["heads"] * prompt ** 2 * FLOAT32
+
+
+def usable_shape(shape: dict | None) -> bool:
+    keys = ("layers", "kv_heads", "head_dim", "hidden", "intermediate", "heads", "vocab")
+    return bool(shape) and all(isinstance(shape.get(k), int) and shape[k] > 0 for k in keys)
+
+
+def expected_overhead(result: dict, record: dict) -> Expected | None:
+    """The analytic overhead of one record, or None where the model does not apply."""
+    models, method = result["models"], result["method"]
+    target = (models.get("target") or {}).get("shape")
+    if not usable_shape(target) or result["protocol"].get("num_samples") is not None:
+        return None
+    b = DTYPE_BYTES.get(result["environment"].get("dtype") or "", 4)
+    prompt, new = record["prompt_tokens"], record["new_tokens"]
+    proposed = record.get("proposed_per_round") or []
+    extra = max(proposed) + 1 if proposed else 0
+    rows = max(1, extra)
+    positions = prompt + new + extra
+    parts = {
+        "kv_target": _kv_bytes(target, b, positions),
+        "kv_growth": 2 * _kv_bytes({**target, "layers": 1}, b, positions),
+        "logits": rows * target["vocab"] * (b + FLOAT32),
+        "activations": _activations(target, b, prompt),
+    }
+    draft = (models.get("draft") or {}).get("shape")
+    if models.get("draft") is not None:
+        if not usable_shape(draft):
+            return None
+        parts["kv_draft"] = _kv_bytes(draft, b, positions)
+        parts["activations"] += _activations(draft, b, prompt)
+        parts["logits"] += rows * draft["vocab"] * (b + FLOAT32)
+        if method["id"] in TREE_IDS:
+            parts["logits"] += rows * draft["vocab"] * FLOAT32
+    return Expected(parts)
+
+
+def hwm_precision_mb(cpus: int) -> float:
+    """How far the kernel's VmHWM can lag the true resident peak on a machine with `cpus` CPUs
+    (per-CPU RSS counter batching; the same bound as ``measurement.hwm_precision_mb``)."""
+    return 3 * max(32, 2 * cpus) * cpus * PAGE_BYTES / MB
+
+
+def bounds_mb(expected: Expected, memory_kind: str | None, cpus: int = 1) -> tuple[float, float]:
+    """(lowest, highest) plausible measured overhead in MiB."""
+    allowance = ALLOWANCE_MB.get(memory_kind or "", ALLOWANCE_MB["process_rss"])
+    precision = hwm_precision_mb(cpus) if memory_kind == "process_rss" else 0.0
+    return LOW * expected.kv_mb - precision, FACTOR * expected.total_mb + allowance + precision

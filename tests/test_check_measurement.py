@@ -1,0 +1,130 @@
+"""check rules on how a measurement was made: contention, the memory model, and the
+baseline-stability rule telling an unstable baseline from prompt-to-prompt variation."""
+
+from __future__ import annotations
+
+import random
+
+from decodebench.check import check_paths
+from decodebench.check.synthetic import make_result, mutate, resummarise, write_results
+
+AR = "results/raw/synthetic/main/gutenberg/ar.json"
+LIN = "results/raw/synthetic/main/gutenberg/linear_k4.json"
+QUIET = {"other_cpu_fraction": 0.01, "steal_fraction": 0.0, "load_1m_before": 0.5, "load_1m_after": 0.6,
+         "procs_running_before": 2, "procs_running_after": 2, "cpu_time_s": 1.0, "cpu_utilisation": 1.9,
+         "cpu_mhz": 2400.0}
+# SmolLM2-135M's sizes (models.model_shape)
+SMOLLM2 = {"layers": 30, "hidden": 576, "intermediate": 1536, "heads": 9, "kv_heads": 3, "head_dim": 64,
+           "vocab": 49152}
+
+
+def run(tmp_path, results):
+    write_results(tmp_path, results)
+    return check_paths([tmp_path / "results" / "raw"], root=tmp_path)
+
+
+def findings(report, rule):
+    return [f for f in report.findings if f.rule == rule and f.severity != "not-applicable"]
+
+
+def with_telemetry(busy_records=()):
+    def fn(r):
+        for i, rec in enumerate(r["records"]):
+            rec["telemetry"] = dict(QUIET, other_cpu_fraction=0.45 if i in busy_records else 0.01)
+    return fn
+
+
+def test_contention_warns_naming_the_busy_measurements_and_the_command(tmp_path):
+    ar = mutate(make_result("ar"), with_telemetry())
+    lin = mutate(make_result("linear_k4", "linear", tokens_per_s=32.0), with_telemetry(busy_records=(1, 4)))
+    report = run(tmp_path, [ar, lin])
+    (f,) = findings(report, "contention")
+    assert (f.file, f.severity) == (LIN, "warning")
+    assert "2 of 8 measurements ran on a busy machine" in f.message and "records[1] (prompt 1" in f.message
+    assert "other processes used 45% of the CPUs (limit 10%)" in f.message
+    assert report.checked[(AR, "contention")] == "passed"
+    assert report.remeasure_files() == [LIN]
+    assert f"--forcerun {LIN}" in report.text()
+
+
+def test_contention_without_telemetry_is_not_applicable_never_passed(tmp_path):
+    report = run(tmp_path, [make_result("ar")])
+    assert report.checked[(AR, "contention")] == "not-applicable"
+
+
+def test_acknowledged_findings_leave_the_remeasure_command(tmp_path):
+    lin = mutate(make_result("linear_k4", "linear", tokens_per_s=32.0), with_telemetry(busy_records=(1,)))
+    report = run(tmp_path, [make_result("ar"), lin])
+    report.acknowledge([{"rule": "contention", "reason": "a planted busy measurement, for this test"}])
+    assert report.remeasure_command() is None
+
+
+def with_shape(overhead_mb):
+    def fn(r):
+        r["models"]["target"]["shape"] = dict(SMOLLM2)
+        r["environment"].update(memory_kind="process_rss", cpu_count=2)
+        for rec in r["records"]:
+            rec["peak_memory_overhead_mb"] = overhead_mb
+    return fn
+
+
+def test_memory_model_passes_a_plausible_overhead_and_fails_all_prompt_logits(tmp_path):
+    # SmolLM2-135M, float32, 128 prompt + 32 new tokens: AR's modelled overhead ~11.6 MiB; the
+    # embedded run measured 18.5-20.2 MiB. The logits of all 128 prompt positions add
+    # 128 x 49152 x 4 B = 24 MiB (the prefill without logits_to_keep=1).
+    report = run(tmp_path, [mutate(make_result("ar"), with_shape(19.0))])
+    assert report.checked[(AR, "memory-model")] == "passed", report.text()
+    report = run(tmp_path, [mutate(make_result("ar"), with_shape(19.0 + 24.0))])
+    (f,) = findings(report, "memory-model")
+    assert f.severity == "error" and "far above the analytic model" in f.message and "kv_target" in f.message
+    # below the KV cache the generation must hold: the peak was missed
+    report = run(tmp_path, [mutate(make_result("ar"), with_shape(2.0))])
+    (f,) = findings(report, "memory-model")
+    assert f.severity == "warning" and "was the peak missed" in f.message
+
+
+def test_memory_model_needs_the_shape(tmp_path):
+    report = run(tmp_path, [make_result("ar")])
+    assert report.checked[(AR, "memory-model")] == "not-applicable"
+
+
+def repeated(tps_by_prompt_repeat):
+    """AR and a 1.5x-faster linear measured on the same (prompt, repeat) pairs."""
+    results = []
+    for name, factor in (("ar", 1.0), ("linear_k4", 1.5)):
+        res = make_result(name, None if name == "ar" else "linear", num_prompts=len(tps_by_prompt_repeat))
+        template = res["records"]
+        records = []
+        for i, reps in enumerate(tps_by_prompt_repeat):
+            for rep, tps in enumerate(reps):
+                rec = dict(template[i], repeat=rep)
+                rec["wall_time_s"] = rec["new_tokens"] / (tps * factor)
+                rec["tokens_per_s"] = tps * factor
+                rec["ttft_s"] = rec["wall_time_s"] * 0.08
+                rec["tpot_s"] = (rec["wall_time_s"] - rec["ttft_s"]) / (rec["new_tokens"] - 1)
+                records.append(rec)
+        res["records"] = records
+        res["protocol"]["repeats"] = max(len(r) for r in tps_by_prompt_repeat)
+        results.append(resummarise(res))
+    return results
+
+
+def test_prompts_that_differ_with_agreeing_repeats_are_not_an_unstable_baseline(tmp_path):
+    rng = random.Random(0)
+    levels = [10.0, 20.0, 30.0, 15.0]  # CV across prompts ~0.45
+    report = run(tmp_path, repeated([[x * (1 + 0.01 * rng.gauss(0, 1)) for _ in range(3)] for x in levels]))
+    assert not findings(report, "baseline-stability"), report.text()
+
+
+def test_repeats_that_disagree_are_an_unstable_baseline(tmp_path):
+    report = run(tmp_path, repeated([[10.0, 20.0, 14.0], [10.0, 19.0, 13.0], [11.0, 21.0, 12.0]]))
+    (f,) = findings(report, "baseline-stability")
+    assert f.severity == "error" and "its repeats of the same prompt disagree" in f.message
+    assert report.remeasure_files() == [AR]
+
+
+def test_one_measurement_per_prompt_with_precise_paired_speedups_is_a_warning(tmp_path):
+    # AR varies 10..30 tokens/s across prompts, the method is exactly 1.5x on every one
+    report = run(tmp_path, repeated([[10.0], [20.0], [30.0], [15.0]]))
+    (f,) = findings(report, "baseline-stability")
+    assert f.severity == "warning" and "linear_k4 (1.50x [1.50, 1.50])" in f.message, f.message
