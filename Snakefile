@@ -16,9 +16,9 @@ from snakemake.utils import min_version
 
 min_version("8.20")
 
-
-configfile: "config/config.yaml"
-
+# No `configfile:` default here: common.smk loads config/config.yaml when no --configfile is
+# given. A default would be merged with the --configfile(s) of remote jobs (SLURM and every
+# other remote executor), which load no profile and so cannot replace it.
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/prepare.smk"

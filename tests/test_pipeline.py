@@ -213,6 +213,21 @@ def test_lint_is_clean(workspace):
     assert "Congratulations" in proc.stdout + proc.stderr, proc.stdout[-3000:]
 
 
+def test_a_job_run_like_a_remote_executor_plans_with_its_config_alone(workspace):
+    """Remote executors (SLURM, ...) run each job as `snakemake --configfiles <abs path>` with no
+    profile: nothing may be merged into that config (issue: every SLURM job failed so)."""
+    ws, _ = workspace
+    out = dry_run(ws, ["--workflow-profile", "none", "--configfiles", str(ws / "config" / "test.yaml"),
+                       "--forcerun", f"results/raw/{STUDY}/main/docs/ar.json"])
+    assert "differs from" not in out and "benchmark_main_docs" in out, out[-3000:]
+    # without any --configfile, config/config.yaml is the config
+    out = dry_run(ws, ["--workflow-profile", "none", "--quiet", "rules"])
+    assert "benchmark_main_gutenberg" in out, out[-3000:]
+    # and a merge is still refused, naming the file
+    proc = snakemake(ws, "-n", "--configfile", "config/test.yaml", "--config", "study=other", check=False)
+    assert proc.returncode != 0 and "differs from config/test.yaml" in proc.stdout + proc.stderr
+
+
 @pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
 def test_shipped_configs_validate(name):
     from decodebench.config import check_references, expand_config, validate_config

@@ -10,17 +10,20 @@ from decodebench.layout import MANIFEST, artifacts, benchmark_groups, figures, i
 from decodebench.prompts import prompt_file
 
 
-CONFIG_FILE = workflow.overwrite_configfiles[-1] if workflow.overwrite_configfiles else "config/config.yaml"
+DEFAULT_CONFIG = "config/config.yaml"
+CONFIG_FILE = workflow.overwrite_configfiles[-1] if workflow.overwrite_configfiles else DEFAULT_CONFIG
 
 # The benchmark jobs read CONFIG_FILE themselves, so the config Snakemake plans with must be
-# exactly that file (Snakemake would otherwise merge --configfile into config/config.yaml).
+# exactly that file: no other config file or --config value merged into it.
 with open(CONFIG_FILE) as fh:
-    if config != yaml.safe_load(fh):
-        raise WorkflowError(
-            f"the config differs from {CONFIG_FILE}: Snakemake merged it with another config file or "
-            f"--config values. Run with --replace-workflow-config (profiles/default sets it) and put "
-            f"every setting in the config file."
-        )
+    file_config = yaml.safe_load(fh)
+if not workflow.overwrite_configfiles and not config:
+    config.update(file_config)  # the default, loaded here (see the Snakefile)
+if config != file_config:
+    raise WorkflowError(
+        f"the config differs from {CONFIG_FILE}: Snakemake merged it with another config file or "
+        f"--config values. Give one --configfile and put every setting in it."
+    )
 try:
     validate_config(config, CONFIG_FILE)
     CFG = expand_config(config)
