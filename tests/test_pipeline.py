@@ -191,14 +191,6 @@ def test_config_typo_names_the_key(workspace):
     assert "max_new_tokenz" in proc.stdout + proc.stderr
 
 
-def test_merged_configs_are_refused(workspace):
-    ws, _ = workspace
-    # Without the default profile Snakemake would merge config/test.yaml into config/config.yaml.
-    proc = snakemake(ws, "--workflow-profile", "none", "--configfile", "config/test.yaml", "-n", check=False)
-    assert proc.returncode != 0
-    assert "replace-workflow-config" in proc.stdout + proc.stderr
-
-
 def test_report_contains_the_figures_with_captions(workspace):
     ws, args = workspace
     snakemake(ws, *args, "--report", "report.html")
@@ -225,7 +217,8 @@ def test_a_job_run_like_a_remote_executor_plans_with_its_config_alone(workspace)
     assert "benchmark_main_gutenberg" in out, out[-3000:]
     # and a merge is still refused, naming the file
     proc = snakemake(ws, "-n", "--configfile", "config/test.yaml", "--config", "study=other", check=False)
-    assert proc.returncode != 0 and "differs from config/test.yaml" in proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "the config differs from" in out and "test.yaml" in out, out[-2000:]
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
