@@ -17,8 +17,9 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 
 RULES = (
-    "schema", "errors", "memory", "arithmetic", "definitions", "lossless", "comparability",
-    "baseline-stability", "dataset-provenance", "provenance", "staleness", "artifacts", "manuscript",
+    "schema", "errors", "memory", "arithmetic", "definitions", "values", "lossless", "comparability",
+    "baseline-stability", "no-baseline", "run-agreement", "dataset-provenance", "provenance", "staleness",
+    "artifacts", "manuscript",
 )
 ERROR, WARNING, NOT_APPLICABLE = "error", "warning", "not-applicable"
 ACKNOWLEDGED = "acknowledged"
