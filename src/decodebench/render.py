@@ -862,6 +862,10 @@ def figure_sweep(ctx: Context, df, grids: dict) -> None:
         save_figure(ctx, fig, "sweep")
 
 
+FIGURE_TASK_LABELS = {"multi_turn": "Multi-turn", "translation": "Transl.", "summarization": "Summ.",
+                      "qa": "QA", "math_reasoning": "Math", "rag": "RAG", "overall": "Overall"}
+
+
 def figure_leaderboard(ctx: Context, df) -> None:
     """Speedup per task column (tokens/s where the dataset has no baseline), one bar per method."""
     plt = _plt()
@@ -883,7 +887,7 @@ def figure_leaderboard(ctx: Context, df) -> None:
                    label=_text(label), color=colors.get(m))
         if has_base:
             ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
-        ax.set_xticks(range(len(cols)), [_text(h).replace(" ", "\n", 1) for _, h in cols], fontsize=6)
+        ax.set_xticks(range(len(cols)), [FIGURE_TASK_LABELS[c] for c, _ in cols], fontsize=6)
         ax.set_ylabel("speedup vs. baseline" if has_base else "tokens/s (no baseline)")
         ax.grid(axis="x", visible=False)
         ax.legend(ncols=min(3, len(methods)), loc="upper center", bbox_to_anchor=(0.5, -0.25))

@@ -134,12 +134,17 @@ def rule_experiment_comparability(all_groups: dict[tuple, list[Result]], cfg: di
                                f"dataset, {ref.path} (expected {a!r}, found {b!r})")
 
 
-def rule_lossless(group: list[Result], report: Report) -> None:
+def rule_lossless(group: list[Result], report: Report, cfg: dict | None = None) -> None:
+    from .questions import has_questions, question_lossless
+
     for res in group:
         m = res.data["method"]
         if not (m["lossless"] and m["greedy"]) or m["id"] == "ar":
             continue
         report.ran(res.path, "lossless")
+        if has_questions(res):  # imported answer files: text hashes per turn
+            question_lossless(res, baseline_of(res, group, cfg), report)
+            continue
         if res.records is None:
             report.not_applicable(res.path, "lossless", "imported result has no output hashes")
             continue
