@@ -226,3 +226,23 @@ def test_published_sets_import_into_valid_results(tmp_path, name):
     assert {p.stem for p, _ in written} == methods
     for r in converted:
         assert len(r["questions"]) == n and all(q["category"] for q in r["questions"])
+
+
+def test_config_options_name_methods_and_a_null_baseline_only_for_imports(tmp_path):
+    from decodebench.config import ConfigError, check_references
+    from decodebench.importers import import_options
+
+    cfg = {"_file": "c.yaml", "import": {"format": "spec-bench", "path": "src", "questions": "q.jsonl",
+                                         "methods": {"answers.jsonl": "mine"}},
+           "experiments": {"leaderboard": {"methods": {"mine": {"method": "eagle"}}}}}
+    options = import_options(cfg, tmp_path)
+    assert options == {"questions": tmp_path / "q.jsonl", "methods": {"answers.jsonl": ("mine", "eagle")}}
+    cfg["import"]["methods"] = {"answers.jsonl": "other"}
+    with pytest.raises(ImportFormatError, match="c.yaml: import.methods.answers.jsonl: 'other' is not a method "
+                                                "configuration of experiments.leaderboard"):
+        import_options(cfg, tmp_path)
+    measured = {"datasets": {"d": {}}, "experiments": {"e": {"baseline": None, "datasets": ["d"],
+                                                             "methods": {"m": {"method": "ar"}}}}}
+    with pytest.raises(ConfigError, match="baseline: null is allowed only in an imported study"):
+        check_references(measured, "c.yaml")
+    check_references({**measured, "import": {"format": "spec-bench", "path": "p"}}, "c.yaml")
