@@ -24,6 +24,10 @@ dataset; with ``generation_lengths`` the baseline variant of the same budget):
   of the mean peak memory and of the mean peak over the pre-generation baseline;
 - ``memory_ratio`` and ``overhead_ratio``: method / baseline of the same means.
 
+Results with per-question records (imported Spec-Bench answers, ``questions``) also get
+Spec-Bench's task columns: ``task_<t>_tokens_per_s``, ``_n``, ``_tokens``, ``_time_s``,
+``task_<t>_speedup`` and ``mean_accepted_tokens`` (definitions in ``decodebench.leaderboard``).
+
 Paths come from ``decodebench.layout``.
 """
 
@@ -34,6 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import leaderboard
 from .paired import paired_ratios, summarise_ratios
 from .results import load_result, stat
 
@@ -98,7 +103,24 @@ def result_row(result: dict, exp: dict | None) -> dict:
             row[f"param_{name}"] = value
     for metric, s in prompt_stats(result).items():
         row[f"{metric}_mean"], row[f"{metric}_std"], row[f"{metric}_n"] = s["mean"], s["std"], s["n"]
+    if result.get("questions"):  # imported per-question records: Spec-Bench's task columns
+        row.update(leaderboard.task_stats(result))
     return row
+
+
+def add_task_speedups(table: pd.DataFrame, how: str) -> pd.DataFrame:
+    """``task_<t>_speedup`` of each row vs its baseline row (same dataset), with the
+    leaderboard's definition `how` (decodebench.leaderboard)."""
+    table = table.copy()
+    rows = table.to_dict("records")
+    index = {(r["dataset"], r["method"]): r for r in rows}
+    for task, _ in leaderboard.COLUMNS:
+        vals = []
+        for r in rows:
+            b = index.get((r["dataset"], r["baseline"]))
+            vals.append(None if b is None else leaderboard.speedup(r, b, task, how))
+        table[f"task_{task}_speedup"] = pd.array(vals, dtype="Float64")
+    return table
 
 
 def _ratio(num, den):
@@ -182,6 +204,8 @@ def aggregate_experiment(cfg: dict, experiment: str, results: list[dict]) -> pd.
     table = table.sort_values(["dataset_order", "dataset", "method_order", "method"], kind="stable")
     table = add_relative(table.reset_index(drop=True))
     table = add_paired(table, {(r["dataset"]["name"], r["method"]["name"]): r for r in results})
+    if "task_overall_n" in table:
+        table = add_task_speedups(table, leaderboard.definition(cfg))
     first = [c for c in IDENTITY if c in table]
     return table[first + [c for c in table.columns if c not in first]]
 

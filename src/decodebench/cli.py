@@ -62,12 +62,21 @@ def _cmd_prepare_prompts(args) -> int:
 
 
 def _cmd_import(args) -> int:
-    from .importers import convert, write_results
+    from .config import load_config
+    from .importers import convert, import_options, write_results
 
+    options = {}
+    if args.config:
+        cfg = load_config(args.config)
+        if not cfg.get("import"):
+            raise SystemExit(f"decodebench: error: {args.config}: has no import block")
+        options = import_options(cfg)
+    options.update({k: v for k, v in (("questions", args.questions), ("dataset", args.dataset),
+                                      ("experiment", args.experiment)) if v is not None})
     study = args.study or args.format
     converted, skipped = [], []
     for path in args.files:
-        c = convert(args.format, path, study)
+        c = convert(args.format, path, study, options)
         converted += c.results
         skipped += c.skipped
     for path, status in write_results(converted, args.out, force=args.force):
@@ -186,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("files", nargs="+", metavar="FILE", help="source result files")
     i.add_argument("--out", required=True, help="writes OUT/<experiment>/<dataset>/<method>.json")
     i.add_argument("--study", help="study name recorded in the results (default: the format name)")
+    i.add_argument("--config", help="study config whose import block gives the format's options "
+                   "(spec-bench: questions, dataset, experiment, methods)")
+    i.add_argument("--questions", help="spec-bench: question file (JSON lines with question_id, category)")
+    i.add_argument("--dataset", help="spec-bench: the question set's name (default: from the categories)")
+    i.add_argument("--experiment", help="spec-bench: experiment name (default: leaderboard)")
     i.add_argument("--force", action="store_true",
                    help="replace existing result files whose content differs (default: refuse)")
     i.set_defaults(func=_cmd_import)

@@ -165,7 +165,11 @@ def check_references(cfg: dict, source: str | Path) -> None:
                 problems.append(f"experiments.{ename}.methods.{m}.protocol.pairing: pairing is set per study or "
                                 f"per experiment (it decides how the experiment's jobs are grouped), not per method")
         base_names = {m.rsplit("_t", 1)[0] if "generation_lengths" in exp else m for m in exp["methods"]}
-        if exp["baseline"] not in base_names:
+        if exp["baseline"] is None:
+            if not cfg.get("import"):
+                problems.append(f"experiments.{ename}.baseline: null is allowed only in an imported study "
+                                "(a source without a baseline run)")
+        elif exp["baseline"] not in base_names:
             problems.append(f"experiments.{ename}.baseline: '{exp['baseline']}' is not one of its methods")
     if problems:
         raise ConfigError(f"{source}: invalid config:\n  " + "\n  ".join(problems))

@@ -27,6 +27,7 @@ EXPERIMENT_ARTIFACTS = {
     "sweep": ("tables/sweep.tex", "figures/sweep"),
     "ablation": ("tables/ablation.tex",),
     "multisample": ("tables/multisample.tex", "figures/multisample"),
+    "leaderboard": ("tables/leaderboard.tex", "tables/leaderboard.md", "figures/leaderboard"),
 }
 
 

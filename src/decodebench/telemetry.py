@@ -14,7 +14,7 @@ Fields (``None`` where the platform does not expose the value):
   ``cpu_utilisation`` = cpu_time_s / wall time (up to the thread count).
 - ``other_cpu_fraction``: CPU time that other processes used during the region, as a fraction
   of the machine's capacity: (busy jiffies of all CPUs / CLK_TCK - own CPU time) / (wall time x
-  CPUs), clamped at 0. Jiffies tick at 100 Hz, so short regions read with ~10 ms granularity.
+  CPUs), clamped to [0, 1]. Jiffies tick at 100 Hz, so short regions read with ~10 ms granularity.
 - ``steal_fraction``: share of CPU time the hypervisor gave to other guests (``steal`` in
   ``/proc/stat``) during the region.
 - ``cpu_mhz``: mean current frequency over the CPUs (cpufreq, else ``/proc/cpuinfo``).
@@ -129,7 +129,8 @@ class Probe:
             total = sum(delta)
             busy_s = (delta[0] + delta[1] + delta[2] + delta[5] + delta[6]) / _CLK_TCK
             cpus = os.cpu_count() or 1
-            fields["other_cpu_fraction"] = max(busy_s - own, 0.0) / (wall_time_s * cpus)
+            # clamped to [0, 1]: jiffies tick at 100 Hz, so a region of a few ms can read a whole tick
+            fields["other_cpu_fraction"] = min(max(busy_s - own, 0.0) / (wall_time_s * cpus), 1.0)
             fields["steal_fraction"] = delta[7] / total if total > 0 else 0.0
         if self.device.type == "cuda":
             fields.update(_gpu_fields(self.device))

@@ -57,7 +57,8 @@ else:
 
     rule import_results:
         input:
-            import_sources(),
+            sources=import_sources(),
+            questions=import_questions(),
         output:
             directory(f"results/raw/{STUDY}"),
         log:
@@ -67,5 +68,7 @@ else:
         params:
             format=CFG["import"]["format"] if imported(CFG) else None,
             study=STUDY,
+            config_file=CONFIG_FILE,
         shell:
-            "decodebench import --format {params.format} {input} --out {output} --study {params.study} > {log} 2>&1"
+            "decodebench import --format {params.format} {input.sources} --config {params.config_file} "
+            "--out {output} --study {params.study} > {log} 2>&1"

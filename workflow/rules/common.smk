@@ -66,7 +66,7 @@ def model_prerequisites(wildcards):
 
 
 def prepared_models():
-    return [m for m in (model_marker(role) for role in sorted(CFG["models"])) if m]
+    return [m for m in (model_marker(role) for role in sorted(CFG.get("models", {}))) if m]
 
 
 def benchmark_inputs(dataset):
@@ -106,9 +106,14 @@ def paper_check_report():
     return f"results/tables/{STUDY}/check_paper.txt"
 
 
+def import_questions():
+    """The question file an imported study names (import.questions; spec-bench), or none."""
+    return [CFG["import"]["questions"]] if imported(CFG) and "questions" in CFG["import"] else []
+
+
 def import_sources():
     """The third-party files an imported study converts (importers.source_files: import.files
-    under import.path, default every *.json there)."""
+    under import.path, default every file matching the format's SOURCE_GLOB there)."""
     from decodebench.importers import ImportFormatError, source_files
 
     try:

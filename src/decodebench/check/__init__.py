@@ -4,9 +4,9 @@
     print(report.text()); sys.exit(report.exit_code())
 
 It only reads; nothing is modified or deleted. Rules (ids as printed; docs/check.md):
-schema, errors, memory, memory-model, contention, arithmetic, definitions, provenance (per
-result file);
-lossless, comparability, baseline-stability (across the results of one table);
+schema, errors, memory, memory-model, contention, arithmetic, definitions, values, provenance
+(per result file);
+lossless, comparability, baseline-stability, no-baseline, run-agreement (across results);
 staleness, dataset-provenance (against the current config, prompt files, weights, code);
 artifacts, manuscript (paper/generated/, results/MANIFEST.json, paper/*.tex).
 """
@@ -16,11 +16,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from .artifacts import rule_artifacts, rule_dataset_names, rule_manuscript
-from .groups import (groups, rule_baseline_stability, rule_comparability, rule_experiment_comparability,
+from .groups import (baseline_of, groups, rule_baseline_stability, rule_comparability, rule_experiment_comparability,
                      rule_lossless, rule_source_speedups)
 from .inputs import Inputs, rule_dataset_provenance, rule_staleness
 from .per_result import (read_result, rule_arithmetic, rule_contention, rule_definitions, rule_errors,
                          rule_memory, rule_memory_model, rule_provenance)
+from .questions import rule_leaderboard_baseline, rule_run_agreement, rule_values
 from .report import ERROR, NOT_APPLICABLE, RULES, WARNING, Finding, Report
 
 DEFAULT_CV_THRESHOLD = 0.15
@@ -69,16 +70,19 @@ def check_paths(paths: list[Path], cfg: dict | None = None, root: Path = Path(".
         rule_contention(res, report)
         rule_arithmetic(res, report)
         rule_definitions(res, report)
+        rule_values(res, report)
         rule_provenance(res, report)
         rule_staleness(res, inputs, report)
         rule_dataset_provenance(res, inputs, report, regenerate=regenerate_prompts)
     table_groups = groups(results)
     for group in table_groups.values():
-        rule_lossless(group, report)
+        rule_lossless(group, report, cfg)
         rule_comparability(group, cfg, report)
+        rule_leaderboard_baseline(group, lambda r, g=group: baseline_of(r, g, cfg), cfg, report)
     rule_experiment_comparability(table_groups, cfg, report)
     rule_baseline_stability(table_groups, cfg, report, cv_threshold)
     rule_source_speedups(table_groups, cfg, report)
+    rule_run_agreement(results, cfg, report)
     if artifacts:
         rule_artifacts(root, cfg, report, rerender=rerender)
         rule_manuscript(root, report)

@@ -148,16 +148,22 @@ def first_divergence(a: list[int], b: list[int]) -> int | None:
     return None if len(a) == len(b) else min(len(a), len(b))
 
 
-def rule_lossless(group: list[Result], report: Report) -> None:
+def rule_lossless(group: list[Result], report: Report, cfg: dict | None = None) -> None:
     """A greedy lossless method must reproduce greedy AR's output ids. A mismatch whose first
     divergence falls where AR's float32 top-2 margin is below ``TIE_EPSILON[dtype]`` is a tie
     (warning, naming the position and the margin); any other mismatch is an error in every
-    dtype, and so is one that cannot be located (no output ids or margins recorded)."""
+    dtype, and so is one that cannot be located (no output ids or margins recorded). Imported
+    answer files (per-question records): text hashes per turn (``questions.question_lossless``)."""
+    from .questions import has_questions, question_lossless
+
     for res in group:
         m = res.data["method"]
         if not (m["lossless"] and m["greedy"]) or m["id"] == "ar":
             continue
         report.ran(res.path, "lossless")
+        if has_questions(res):  # imported answer files: text hashes per turn
+            question_lossless(res, baseline_of(res, group, cfg), report)
+            continue
         if res.records is None:
             report.not_applicable(res.path, "lossless", "imported result has no output hashes")
             continue

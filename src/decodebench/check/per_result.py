@@ -268,6 +268,11 @@ def rule_contention(res: Result, report: Report) -> None:
 def rule_arithmetic(res: Result, report: Report) -> None:
     f, d = res.path, res.data
     report.ran(f, "arithmetic")
+    if res.summary_only and d.get("questions"):
+        from .questions import question_arithmetic
+
+        question_arithmetic(res, report)
+        return
     if res.summary_only:
         report.not_applicable(f, "arithmetic", "no records (imported result) to recompute "
                                                "tokens/s and the summary from")

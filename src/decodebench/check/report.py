@@ -17,9 +17,9 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 
 RULES = (
-    "schema", "errors", "memory", "memory-model", "arithmetic", "definitions", "lossless", "comparability",
-    "baseline-stability", "contention", "dataset-provenance", "provenance", "staleness", "artifacts",
-    "manuscript",
+    "schema", "errors", "memory", "memory-model", "arithmetic", "definitions", "values", "lossless",
+    "comparability", "baseline-stability", "no-baseline", "run-agreement", "contention", "dataset-provenance",
+    "provenance", "staleness", "artifacts", "manuscript",
 )
 ERROR, WARNING, NOT_APPLICABLE = "error", "warning", "not-applicable"
 ACKNOWLEDGED = "acknowledged"

@@ -28,6 +28,7 @@ from .. import results
 
 FORMATS = {
     "dynatree": "dynatree",  # DynaTree paper (cny123222/DynaTree): see docs/import.md
+    "spec-bench": "spec_bench",  # FastChat model_answer JSON lines (Spec-Bench, REST, Medusa, EAGLE)
 }
 
 
@@ -47,26 +48,50 @@ def get_format(name: str) -> ModuleType:
     return importlib.import_module(f"{__name__}.{FORMATS[name]}")
 
 
-def convert(format_name: str, path: str | Path, study: str) -> Conversion:
-    return get_format(format_name).convert(Path(path), study)
+def convert(format_name: str, path: str | Path, study: str, options: dict | None = None) -> Conversion:
+    """One source file -> results. `options`: format-specific settings (from the config's
+    ``import`` block, see ``import_options``); formats that take none ignore them."""
+    return get_format(format_name).convert(Path(path), study, options or {})
+
+
+def import_options(cfg: dict, root: str | Path = ".") -> dict:
+    """The format-specific settings of a config's ``import`` block (spec-bench: question file,
+    dataset, experiment, {file name: (method configuration, method id)})."""
+    spec = cfg["import"]
+    where = cfg.get("_file", "<config>")
+    out = {k: spec[k] for k in ("dataset", "experiment") if k in spec}
+    if "questions" in spec:
+        out["questions"] = Path(root) / spec["questions"]
+    if "methods" in spec:
+        experiment = spec.get("experiment", "leaderboard")
+        methods = cfg["experiments"].get(experiment, {}).get("methods", {})
+        out["methods"] = {}
+        for file, name in spec["methods"].items():
+            if name not in methods:
+                raise ImportFormatError(f"{where}: import.methods.{file}: '{name}' is not a method "
+                                        f"configuration of experiments.{experiment}")
+            out["methods"][file] = (name, methods[name]["method"])
+    return out
 
 
 def source_files(cfg: dict, root: str | Path = ".") -> list[Path]:
     """The files a config's ``import`` block names: ``import.files`` under ``import.path``
-    (relative to ``root``, the repository root), default every ``*.json`` there, sorted."""
+    (relative to ``root``, the repository root), default every file matching the format's
+    ``SOURCE_GLOB`` (``*.json`` unless the module says otherwise) there, sorted."""
     spec = cfg["import"]
     directory = Path(root) / spec["path"]
     where = cfg.get("_file", "<config>")
     if not directory.is_dir():
         raise ImportFormatError(f"{where}: import.path: {directory} is not a directory")
+    pattern = getattr(get_format(spec["format"]), "SOURCE_GLOB", "*.json")
     if "files" in spec:
         files = [directory / name for name in spec["files"]]
     else:
-        files = sorted(directory.glob("*.json"))
+        files = sorted(directory.glob(pattern))
     missing = [str(f) for f in files if not f.is_file()]
     if missing or not files:
         raise ImportFormatError(f"{where}: import.files: not found under {directory}: "
-                                f"{', '.join(missing) or '*.json'}")
+                                f"{', '.join(missing) or pattern}")
     return files
 
 

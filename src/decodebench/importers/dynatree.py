@@ -374,8 +374,9 @@ def record_method(layout: Layout, record: dict, data: dict) -> tuple[ParsedName,
                                     "probability_threshold": record["threshold"]}
 
 
-def convert(path: Path, study: str) -> Conversion:
-    """One DynaTree result file -> one result per (experiment, dataset, method configuration)."""
+def convert(path: Path, study: str, options: dict | None = None) -> Conversion:
+    """One DynaTree result file -> one result per (experiment, dataset, method configuration).
+    The format has no options."""
     targets = targets_for(path)
     layout, data, source = read_source(path)
     for target in targets:
