@@ -40,7 +40,7 @@ def measure(method: str, model, ids: torch.Tensor, args, tracker: Tracker) -> di
                          seed=args.seed, num_samples=args.num_samples, temperature=args.temperature)
         out = spec.generate(ctx)
     return {"wall_time_s": m.wall_time_s, "overhead_mb": m.peak_memory_overhead_mb, "exact": m.memory_exact,
-            "token_steps": out.stats["token_steps"], "kv_mb": out.stats["extra"]["kv_peak_bytes"] / MB,
+            "token_steps": out.stats["token_steps"], "kv_mb": out.stats["extra"]["kv_computed_peak_bytes"] / MB,
             "branch_points": out.stats["branch_points"], "final_paths": out.stats["final_paths"],
             "new_tokens": out.num_new_tokens}
 

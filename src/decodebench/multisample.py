@@ -259,7 +259,7 @@ def sample_rows(ctx, rows: int) -> tuple[list[list[int]], int, int]:
 
     Prefill [rows, prompt]; then per step sample one token per live row and feed the live rows
     back in one forward; a row that ends (EOS when enabled, or the budget) leaves the batch.
-    Returns (samples, token_steps, kv_peak_bytes).
+    Returns (samples, token_steps, kv_computed_peak_bytes).
     """
     model, budget = ctx.target, ctx.budget
     ids = ctx.prompt_ids.expand(rows, -1)  # [rows, prompt]

@@ -29,7 +29,7 @@ Recorded statistics: ``num_samples`` (= N), ``token_steps`` (prompt once + every
 every decode forward; see ``decodebench.multisample``), ``branch_points`` (branching events,
 path x step), ``final_paths`` (paths that ended in the first round), and under ``extra``: each
 sample's cumulative log-probability and branch steps, pruned paths, top-up paths and the
-peak bytes of keys/values held (``kv_peak_bytes``, a structural memory figure).
+peak bytes of keys/values held (``kv_computed_peak_bytes``: computed as numel x element size of the tensors held, not measured; it misses the moment old and new buffers coexist at a branch).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class RoundStats:
     token_steps: int = 0
     branch_points: int = 0
     pruned: int = 0
-    kv_peak_bytes: int = 0
+    kv_computed_peak_bytes: int = 0
 
 
 def children_per_path(entropy: list[float], threshold: float, branch_factor: int, max_paths: int,
@@ -131,7 +131,7 @@ def decode_round(ctx: GenContext, store, logits: torch.Tensor, paths: list[Path]
         paths = [children[i] for i in live]
         logits = store.forward(ctx.target, tokens[live], store.prompt_len + step)  # one batched forward
         stats.token_steps += len(paths)
-        stats.kv_peak_bytes = max(stats.kv_peak_bytes, store.kv_bytes())
+        stats.kv_computed_peak_bytes = max(stats.kv_computed_peak_bytes, store.kv_bytes())
         step += 1
     return finished
 
@@ -178,4 +178,4 @@ def _generate(ctx: GenContext, store_kind: str) -> GenerationOutput:
                "extra": {"cache": store_kind, "sample_logprob": [p.logprob for p in ended],
                          "sample_branch_steps": [p.branch_steps for p in ended],
                          "pruned_paths": stats.pruned, "topup_paths": max(topup, 0),
-                         "kv_peak_bytes": stats.kv_peak_bytes}})
+                         "kv_computed_peak_bytes": stats.kv_computed_peak_bytes}})

@@ -21,4 +21,4 @@ def generate(ctx: GenContext) -> GenerationOutput:
     return GenerationOutput(new_ids=samples[0], samples=samples,
                             stats={"num_samples": len(samples), "token_steps": token_steps,
                                    "branch_points": 0, "final_paths": len(samples),
-                                   "extra": {"kv_peak_bytes": kv_peak}})
+                                   "extra": {"kv_computed_peak_bytes": kv_peak}})
