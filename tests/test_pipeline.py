@@ -148,6 +148,24 @@ def test_a_failing_check_stops_the_build_and_keeps_its_report(workspace, tmp_pat
         snakemake(ws, *args, *UNTIL)
 
 
+def test_an_edited_or_stale_table_is_caught_against_its_results(workspace):
+    ws, _ = workspace
+    csv = ws / "results" / "tables" / STUDY / "main.csv"
+    original = csv.read_text()
+    lines = original.splitlines(keepends=True)
+    lines[2] = lines[2].replace(",ar_again,", ",ar_again_edited,", 1)
+    csv.write_text("".join(lines))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    try:
+        proc = subprocess.run([sys.executable, "-m", "decodebench.cli", "check", "--config", "config/test.yaml"],
+                              cwd=ws, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 1, proc.stdout[-3000:]
+        assert f"results/tables/{STUDY}/main.csv:3: artifacts: error: differs from a fresh aggregation" in proc.stdout, \
+            proc.stdout[-3000:]
+    finally:
+        csv.write_text(original)
+
+
 def test_second_run_does_nothing(workspace):
     ws, args = workspace
     out = dry_run(ws, args + UNTIL)

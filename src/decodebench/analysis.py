@@ -214,10 +214,15 @@ def aggregate_files(cfg: dict, experiment: str, paths: list[str | Path]) -> pd.D
     return aggregate_experiment(cfg, experiment, [load_result(p) for p in sorted(map(str, paths))])
 
 
+def table_text(table: pd.DataFrame) -> str:
+    """The CSV text of a table, exactly as written (check compares files with it)."""
+    return table.to_csv(index=False, float_format=CSV_FLOAT_FORMAT, lineterminator="\n")
+
+
 def write_table(table: pd.DataFrame, path: str | Path) -> None:
     from .results import atomic_write_text
 
-    atomic_write_text(path, table.to_csv(index=False, float_format=CSV_FLOAT_FORMAT, lineterminator="\n"))
+    atomic_write_text(path, table_text(table))
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .artifacts import rule_artifacts, rule_dataset_names, rule_manuscript
+from .artifacts import rule_artifacts, rule_dataset_names, rule_manuscript, rule_tables
 from .groups import (baseline_of, groups, rule_baseline_stability, rule_comparability, rule_experiment_comparability,
                      rule_lossless, rule_source_speedups)
 from .inputs import Inputs, rule_dataset_provenance, rule_staleness
@@ -84,6 +84,7 @@ def check_paths(paths: list[Path], cfg: dict | None = None, root: Path = Path(".
     rule_source_speedups(table_groups, cfg, report)
     rule_run_agreement(results, cfg, report)
     if artifacts:
+        rule_tables(root, cfg, report)
         rule_artifacts(root, cfg, report, rerender=rerender)
         rule_manuscript(root, report)
         rule_dataset_names(root, {r.data["dataset"]["loader"] for r in results}, report)

@@ -168,6 +168,41 @@ def rule_artifacts(root: Path, cfg: dict | None, report: Report, rerender: bool 
                                            f"{GENERATED}/ to come from the render stage, found an extra file)")
 
 
+def rule_tables(root: Path, cfg: dict | None, report: Report) -> None:
+    """Each experiment's aggregated CSV (``results/tables/<study>/<experiment>.csv``, what the
+    render stage reads) against a fresh aggregation of the experiment's current result files:
+    an edited CSV, or one left stale by a re-measured result or a changed label or baseline in
+    the config, is an error at its first differing line (rule id artifacts)."""
+    if cfg is None:
+        return
+    from ..analysis import aggregate_files, table_text
+    from ..layout import result_files, table_path
+
+    for experiment in sorted(cfg["experiments"]):
+        rel = table_path(cfg["study"], experiment)
+        path = root / rel
+        if not path.exists():
+            continue
+        report.ran(rel, "artifacts")
+        sources = [root / f for f in result_files(cfg, experiment)]
+        missing = [str(f.relative_to(root)) for f in sources if not f.exists()]
+        if missing:
+            report.error(rel, "artifacts", f"made from result files that no longer exist (expected "
+                                           f"{missing[0]}{f' and {len(missing) - 1} more' if len(missing) > 1 else ''})")
+            continue
+        try:
+            fresh = table_text(aggregate_files(cfg, experiment, sources))
+        except Exception as exc:  # the aggregation's failure is the finding
+            report.error(rel, "artifacts", f"re-aggregating its results failed: {type(exc).__name__}: {exc}")
+            continue
+        current = path.read_text()
+        if fresh != current:
+            line, exp, found = _first_difference(fresh, current)
+            report.error(rel, "artifacts", f"differs from a fresh aggregation of the current results (edited, or "
+                                           f"stale: results or config changed since; expected {exp.strip()[:120]!r}, "
+                                           f"found {found.strip()[:120]!r})", line=line)
+
+
 def _check_manifest(root: Path, mpath: Path, mrel: str, files: set[str], report: Report) -> dict | None:
     if not mpath.exists():
         if files:
