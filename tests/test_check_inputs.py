@@ -145,7 +145,8 @@ def test_prompt_hash_not_what_the_loader_makes(measured):
     data["dataset"]["prompt_sha256"] = other["sha256"]
     path.write_text(json.dumps(data))
     report = check(cfg, root)
-    assert errors(report) == {(RESULT, "dataset-provenance", "error")}, report.text()
+    # the records' prompts are not that file's either (identity)
+    assert errors(report) == {(RESULT, "dataset-provenance", "error"), (RESULT, "identity", "error")}, report.text()
     assert any("is not what loader 'jsonl' makes" in f.message for f in report.findings)
 
 
@@ -158,7 +159,7 @@ def test_cli_defaults_to_the_study_results(measured, tiny_config):
     proc = subprocess.run([sys.executable, "-m", "decodebench.cli", "check", "--config", str(tiny_config),
                            "--cv-threshold", str(NO_CV_LIMIT)], capture_output=True, text=True, cwd=root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "decodebench check: 1 files, 12 rule checks" in proc.stdout, proc.stdout
+    assert "decodebench check: 1 files, 13 rule checks" in proc.stdout, proc.stdout
     raw = yaml.safe_load(tiny_config.read_text())
     raw["protocol"]["max_new_tokens"] = 10
     tiny_config.write_text(yaml.safe_dump(raw))

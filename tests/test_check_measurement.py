@@ -128,3 +128,42 @@ def test_one_measurement_per_prompt_with_precise_paired_speedups_is_a_warning(tm
     report = run(tmp_path, repeated([[10.0], [20.0], [30.0], [15.0]]))
     (f,) = findings(report, "baseline-stability")
     assert f.severity == "warning" and "linear_k4 (1.50x [1.50, 1.50])" in f.message, f.message
+
+
+# --- identity ---------------------------------------------------------------------------------
+
+def test_a_result_in_the_wrong_place_or_claiming_another_job_is_an_error(tmp_path):
+    from decodebench.check.synthetic import result_path
+
+    lin = make_result("linear_k4", "linear", tokens_per_s=32.0)
+    lin["provenance"]["job"] = {"study": "synthetic", "experiment": "main", "dataset": "gutenberg",
+                                "method": "tree", "params": {"k": 4}}
+    write_results(tmp_path, [make_result("ar")])
+    path = result_path(tmp_path, make_result("ar")).parent / "dynatree.json"  # another configuration's file
+    path.write_text(__import__("json").dumps(lin))
+    report = check_paths([tmp_path / "results" / "raw"], root=tmp_path)
+    messages = [f.message for f in findings(report, "identity")]
+    assert any("the path says method 'dynatree', the file says 'linear_k4'" in m for m in messages), messages
+    assert any("provenance.job.method is 'tree' but the result says 'linear'" in m for m in messages), messages
+
+
+def test_a_dropped_prompt_or_repeat_and_a_duplicate_are_errors(tmp_path):
+    ok = repeated([[10.0, 10.5], [20.0, 20.5]])
+    report = run(tmp_path, ok)
+    assert not findings(report, "identity"), report.text()
+    missing_repeat = [mutate(r, lambda r: r["records"].pop(1)) for r in repeated([[10.0, 10.5], [20.0, 20.5]])]
+    (f, _) = findings(run(tmp_path, missing_repeat), "identity")
+    assert "prompt 0 has repeats [0] (expected 0..1" in f.message
+    duplicate = [mutate(r, lambda r: r["records"].append(dict(r["records"][0]))) for r in
+                 repeated([[10.0, 10.5], [20.0, 20.5]])]
+    assert any("measured 2 times" in f.message for f in findings(run(tmp_path, duplicate), "identity"))
+
+
+def test_an_imported_result_in_a_measured_study_is_an_error(tmp_path):
+    res = make_result("ar")
+    res["kind"] = "imported"
+    write_results(tmp_path, [res])
+    cfg = {"study": "synthetic", "experiments": {}}
+    report = check_paths([tmp_path / "results" / "raw"], cfg=cfg, root=tmp_path, regenerate_prompts=False)
+    assert any("kind is 'imported' in a study whose config is measured" in f.message
+               for f in findings(report, "identity")), report.text()

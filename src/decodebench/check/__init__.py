@@ -7,7 +7,8 @@ It only reads; nothing is modified or deleted. Rules (ids as printed; docs/check
 schema, errors, memory, memory-model, contention, arithmetic, definitions, values, provenance
 (per result file);
 lossless, comparability, baseline-stability, no-baseline, run-agreement (across results);
-staleness, dataset-provenance (against the current config, prompt files, weights, code);
+staleness, dataset-provenance, identity (against the current config, prompt files, weights, code;
+the result's own path and job);
 artifacts, manuscript (paper/generated/, results/MANIFEST.json, paper/*.tex).
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 from .artifacts import rule_artifacts, rule_dataset_names, rule_manuscript, rule_tables
 from .groups import (baseline_of, groups, rule_baseline_stability, rule_comparability, rule_experiment_comparability,
                      rule_lossless, rule_source_speedups)
-from .inputs import Inputs, rule_dataset_provenance, rule_staleness
+from .inputs import Inputs, rule_dataset_provenance, rule_identity, rule_staleness
 from .per_result import (read_result, rule_arithmetic, rule_contention, rule_definitions, rule_errors,
                          rule_memory, rule_memory_model, rule_provenance)
 from .questions import rule_leaderboard_baseline, rule_run_agreement, rule_values
@@ -73,6 +74,7 @@ def check_paths(paths: list[Path], cfg: dict | None = None, root: Path = Path(".
         rule_values(res, report)
         rule_provenance(res, report)
         rule_staleness(res, inputs, report)
+        rule_identity(res, inputs, report)
         rule_dataset_provenance(res, inputs, report, regenerate=regenerate_prompts)
     table_groups = groups(results)
     for group in table_groups.values():

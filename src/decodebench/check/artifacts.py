@@ -173,7 +173,7 @@ def rule_tables(root: Path, cfg: dict | None, report: Report) -> None:
     render stage reads) against a fresh aggregation of the experiment's current result files:
     an edited CSV, or one left stale by a re-measured result or a changed label or baseline in
     the config, is an error at its first differing line (rule id artifacts)."""
-    if cfg is None:
+    if cfg is None or "experiments" not in cfg:
         return
     from ..analysis import aggregate_files, table_text
     from ..layout import result_files, table_path

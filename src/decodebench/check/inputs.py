@@ -277,3 +277,89 @@ def rule_dataset_provenance(res: Result, inputs: Inputs, report: Report, regener
         report.error(f, "dataset-provenance", f"dataset.prompt_sha256 is not what {why} makes with the recorded "
                                               f"selection (expected {current[:16]}…, found "
                                               f"{(d.get('prompt_sha256') or 'null')[:16]}…)")
+
+
+# --- identity: a result's claims against its own path, job, config and prompt file ----------
+
+def _path_claims(path: str) -> dict | None:
+    """(study, experiment, dataset, method) from ``.../raw/<study>/<experiment>/<dataset>/<method>.json``."""
+    parts = Path(path).parts
+    if "raw" not in parts:
+        return None
+    tail = parts[len(parts) - 1 - parts[::-1].index("raw") + 1:]
+    if len(tail) != 4 or not tail[3].endswith(".json"):
+        return None
+    return {"study": tail[0], "experiment": tail[1], "dataset": tail[2], "method": tail[3][:-len(".json")]}
+
+
+def _prompt_ids(path: Path) -> list[str] | None:
+    try:
+        return [json.loads(line)["id"] for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def rule_identity(res: Result, inputs: Inputs, report: Report) -> None:
+    """Is the result what it says it is, where it is? Its path (study, experiment, dataset,
+    method configuration) against its contents; its method and parameters against the job it
+    records (``provenance.job``); its kind against the study's config (a measured study takes no
+    imported result, and an imported study no measured one); and its measurements against the
+    protocol: every (prompt, repeat) measured once, ``protocol.repeats`` repeats of every prompt,
+    and the prompts the first ``prompts_requested`` of the prompt file, in its order."""
+    f, d = res.path, res.data
+    report.ran(f, "identity")
+    claims = _path_claims(f)
+    if claims is not None:
+        found = {"study": d["study"], "experiment": d["experiment"], "dataset": d["dataset"]["name"],
+                 "method": d["method"]["name"]}
+        for key in claims:
+            if claims[key] != found[key]:
+                report.error(f, "identity", f"the path says {key} {claims[key]!r}, the file says {found[key]!r} "
+                                            f"(expected results/raw/<study>/<experiment>/<dataset>/<method>.json to "
+                                            f"name what the file holds)")
+    job = d["provenance"].get("job")
+    if job:
+        pairs = (("study", d["study"]), ("experiment", d["experiment"]), ("dataset", d["dataset"]["name"]),
+                 ("method", d["method"]["id"]), ("params", d["method"]["params"]))
+        for key, value in pairs:
+            if key in job and job[key] != value:
+                report.error(f, "identity", f"provenance.job.{key} is {job[key]!r} but the result says {value!r} "
+                                            f"(expected the job that measured it)")
+    if inputs.same_study(res):
+        expected_kind = "imported" if inputs.cfg.get("import") else "measured"
+        if d["kind"] != expected_kind:
+            report.error(f, "identity", f"kind is {d['kind']!r} in a study whose config is {expected_kind} "
+                                        f"(expected kind {expected_kind!r}; an imported result skips every "
+                                        f"per-prompt rule)")
+    if res.records is None:
+        return
+    seen: dict[tuple, int] = {}
+    for r in res.records:
+        seen[(r["prompt_index"], r["repeat"])] = seen.get((r["prompt_index"], r["repeat"]), 0) + 1
+    twice = sorted(k for k, n in seen.items() if n > 1)
+    if twice:
+        report.error(f, "identity", f"(prompt, repeat) {twice[0]} measured {seen[twice[0]]} times (expected each "
+                                    f"once; superseded attempts belong in 'remeasured')")
+    repeats = d["protocol"].get("repeats") or 1
+    by_prompt: dict[int, set] = {}
+    for index, repeat in seen:
+        by_prompt.setdefault(index, set()).add(repeat)
+    short = sorted(i for i, reps in by_prompt.items() if reps != set(range(repeats)))
+    if short:
+        report.error(f, "identity", f"prompt {short[0]} has repeats {sorted(by_prompt[short[0]])} (expected "
+                                    f"0..{repeats - 1}, protocol.repeats = {repeats})")
+    requested = d["protocol"].get("prompts_requested")
+    pfile = _resolve(d["dataset"].get("prompt_file"), inputs.root)
+    # the prompt file as measured (a changed one is staleness's finding)
+    ids = (_prompt_ids(pfile) if pfile is not None and pfile.exists()
+           and file_sha256(pfile) == d["dataset"].get("prompt_sha256") else None)
+    if ids is not None and requested is not None:
+        expected = ids[:requested]
+        measured = {r["prompt_index"]: r["prompt_id"] for r in res.records}
+        wrong = [i for i in range(len(expected)) if measured.get(i) != expected[i]]
+        extra = sorted(set(measured) - set(range(len(expected))))
+        if wrong or extra:
+            i = (wrong or extra)[0]
+            report.error(f, "identity", f"the measured prompts are not the first {requested} of {pfile.name}: "
+                                        f"prompt index {i} (expected {expected[i] if i < len(expected) else 'none'!r}, "
+                                        f"found {measured.get(i)!r})")
