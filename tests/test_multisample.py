@@ -290,3 +290,29 @@ def test_cow_refuses_a_model_that_ignores_the_attention_implementation(models, m
     monkeypatch.setattr(model, "set_attn_implementation", lambda name: None)  # as transformers does: warn only
     with pytest.raises(RuntimeError, match="eab_cow cannot run"):
         run("eab_cow", model, prompt(), 2)
+
+
+def test_multisample_results_pass_the_result_rules(tiny_config, tmp_path):
+    """Through the harness and check: EAB's commit log (tokens sampled, a shared prefix once)
+    is consistent with its records, and every result rule passes."""
+    import yaml
+
+    from decodebench.check import check_paths
+    from decodebench.config import load_config
+    from decodebench.harness import run_group
+
+    cfg = yaml.safe_load(tiny_config.read_text())
+    cfg["protocol"].update(num_samples=3, temperature=1.0, max_new_tokens=6)
+    cfg["check"] = {"cv_threshold": 10.0}  # a tiny model's timing noise is not under test
+    cfg["datasets"]["docs"]["num_prompts"] = 2
+    cfg["experiments"]["main"] = {"baseline": "naive", "datasets": ["docs"],
+                                  "methods": {"naive": {"method": "naive"}, "eab": {"method": "eab", "cache": "both"}}}
+    tiny_config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    cfg = load_config(tiny_config)
+    methods = ["naive", "eab_original", "eab_cow"]
+    root = tmp_path / "ws"
+    outs = {m: root / "results" / "raw" / "tiny" / "main" / "docs" / f"{m}.json" for m in methods}
+    run_group(cfg, "main", "docs", methods, outs, progress=False)
+    report = check_paths([root / "results" / "raw"], cfg=cfg, root=root, regenerate_prompts=False)
+    bad = [f for f in report.findings if f.severity == "error"]
+    assert not bad, report.text()
