@@ -114,6 +114,25 @@ def environment(device: str, dtype: str, memory_kind: str | None) -> dict:
     }
 
 
+# The SLURM job a result was measured in: field -> environment variable (set by sbatch/srun).
+SLURM_ENV = {
+    "job_id": "SLURM_JOB_ID", "step_id": "SLURM_STEP_ID", "job_name": "SLURM_JOB_NAME",
+    "cluster": "SLURM_CLUSTER_NAME", "partition": "SLURM_JOB_PARTITION", "account": "SLURM_JOB_ACCOUNT",
+    "node": "SLURMD_NODENAME", "nodelist": "SLURM_JOB_NODELIST", "cpus_per_task": "SLURM_CPUS_PER_TASK",
+    "cpus_on_node": "SLURM_CPUS_ON_NODE", "mem_per_node_mb": "SLURM_MEM_PER_NODE",
+    "mem_per_cpu_mb": "SLURM_MEM_PER_CPU", "gpus": "SLURM_JOB_GPUS", "gpus_on_node": "SLURM_GPUS_ON_NODE",
+}
+
+
+def scheduler(environ=None) -> dict | None:
+    """The batch job a result was measured in (job id, node, allocated cores, memory, GPUs), or
+    None outside a scheduler. Only SLURM is recognised; a variable SLURM did not set is None."""
+    environ = os.environ if environ is None else environ
+    if not environ.get("SLURM_JOB_ID"):
+        return None
+    return {"name": "slurm", **{field: environ.get(var) for field, var in SLURM_ENV.items()}}
+
+
 def _git(*args: str) -> str | None:
     try:
         out = subprocess.run(["git", *args], cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=10)
