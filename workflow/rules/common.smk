@@ -41,6 +41,32 @@ PER_METHOD_EXPERIMENTS = sorted({g["experiment"] for g in GROUPS if g["pairing"]
 # CPU: a benchmark job takes every core the run is given, so measurements never overlap.
 BENCHMARK_THREADS = workflow.cores if CFG["device"] == "cpu" else (CFG.get("threads") or 1)
 
+# Cluster resources of every benchmark job (both kinds of benchmark rule) and, on cuda, of
+# prepare_model (a distilled draft trains on the GPU); sized from the config's device. A GPU
+# is requested once, as `gpu` (the SLURM plugin turns it into --gpus=1; never also a gres).
+# Benchmark jobs run alone on their node (--exclusive), so no other job disturbs a measurement.
+# A site changes these in its profile under `set-resources: benchmark_cuda:` or
+# `benchmark_cpu:` (keys named after the device, not rules; docs/pipeline.md, "On a cluster").
+DEVICE_RESOURCES = {
+    "cuda": {"gpu": 1, "cpus_per_task": CFG.get("threads") or 8, "mem_mb": 64000, "runtime": 240},
+    "cpu": {"cpus_per_task": BENCHMARK_THREADS, "mem_mb": 16000, "runtime": 120},
+}
+
+
+def _constant(resource):
+    """A profile's set-resources value as written (a constant: a number or a string)."""
+    raw = getattr(resource, "raw", resource)
+    return int(raw) if isinstance(raw, str) and raw.isdigit() else raw
+
+
+def device_resources(exclusive):
+    """The resources a job on the config's device asks for, with the site's overrides."""
+    key = "cuda" if CFG["device"] == "cuda" else "cpu"
+    site = {name: _constant(r) for name, r in
+            workflow.resource_settings.overwrite_resources.get(f"benchmark_{key}", {}).items()}
+    extra = {"slurm_extra": "--exclusive"} if exclusive else {}
+    return {**DEVICE_RESOURCES[key], **extra, **site}
+
 
 wildcard_constraints:
     study=STUDY,
