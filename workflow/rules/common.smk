@@ -49,7 +49,7 @@ BENCHMARK_THREADS = workflow.cores if CFG["device"] == "cpu" else (CFG.get("thre
 # `benchmark_cpu:` (keys named after the device, not rules; docs/pipeline.md, "On a cluster").
 DEVICE_RESOURCES = {
     "cuda": {"gpu": 1, "cpus_per_task": CFG.get("threads") or 8, "mem_mb": 64000, "runtime": 240},
-    "cpu": {"cpus_per_task": BENCHMARK_THREADS, "mem_mb": 16000, "runtime": 120},
+    "cpu": {"cpus_per_task": CFG.get("threads") or BENCHMARK_THREADS, "mem_mb": 16000, "runtime": 120},
 }
 
 
