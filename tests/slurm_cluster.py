@@ -6,7 +6,7 @@ slurm.conf into a temporary folder (no accounting, squeue-friendly MinJobAge, on
 gres with File=/dev/null, one partition that is not the default, so a job must name it), starts
 munged, slurmctld and slurmd as child processes on free localhost ports, waits until sinfo
 shows the node idle, and stops them by pid at the end. Needs root (slurmd starts jobs as their
-user). Clients find it through SLURM_CONF (see `env`).
+user). Clients find it through SLURM_CONF and an srun wrapper on PATH (see `env`).
 
     with SlurmCluster(workdir) as cluster:           # or: python tests/slurm_cluster.py
         subprocess.run(["sinfo"], env=cluster.env)
@@ -68,7 +68,9 @@ class SlurmCluster:
         self.node = NODE
         self.processes: dict[str, subprocess.Popen] = {}
         self.conf = self.root / "slurm.conf"
-        self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
+        self.bin = self.root / "bin"
+        self.env = {**os.environ, "SLURM_CONF": str(self.conf),
+                    "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}"}
 
     def write_config(self) -> None:
         r = self.root
@@ -118,6 +120,12 @@ KillWait=5
 NodeName={self.node} NodeHostname={host} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} Gres=gpu:1 State=UNKNOWN
 PartitionName={self.partition} Nodes={self.node} Default=NO MaxTime=INFINITE State=UP
 """)
+        # The SLURM plugin's job step drops every SLURM_* variable (SLURM_CONF too) before it
+        # calls srun; a real cluster's srun finds /etc/slurm/slurm.conf, ours is told here.
+        self.bin.mkdir(exist_ok=True)
+        srun = self.bin / "srun"
+        srun.write_text(f'#!/bin/sh\nSLURM_CONF={self.conf} exec {_which("srun")} "$@"\n')
+        srun.chmod(0o755)
         (r / "gres.conf").write_text(f"NodeName={self.node} Name=gpu File=/dev/null\n")
 
     def start(self, timeout_s: float = 60) -> "SlurmCluster":
