@@ -133,6 +133,14 @@ PartitionName={self.partition} Nodes={self.node} Default=NO MaxTime=INFINITE Sta
         if reason:
             raise RuntimeError(reason)
         self.write_config()
+        try:
+            self._start(timeout_s)
+        except BaseException:
+            self.stop()  # no daemon outlives a failed start
+            raise
+        return self
+
+    def _start(self, timeout_s: float) -> None:
         r, log = self.root, self.root / "log"
         self._spawn("munged", [_which("munged"), "--foreground", "--force", f"--socket={self.socket}",
                                f"--key-file={r}/munge/munge.key", f"--pid-file={r}/munge/munged.pid",
@@ -141,7 +149,6 @@ PartitionName={self.partition} Nodes={self.node} Default=NO MaxTime=INFINITE Sta
         self._spawn("slurmctld", [_which("slurmctld"), "-D", "-c", "-f", str(self.conf)])
         self._spawn("slurmd", [_which("slurmd"), "-D", "-N", self.node, "-f", str(self.conf)])
         self._wait(self.idle, timeout_s, "the node did not become idle")
-        return self
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         out = open(self.root / "log" / f"{name}.out", "w")
@@ -181,7 +188,7 @@ PartitionName={self.partition} Nodes={self.node} Default=NO MaxTime=INFINITE Sta
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 try:
-                    p.wait(timeout=20)
+                    p.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()

@@ -4,7 +4,8 @@ hangs), and a tiny CPU study with a non-default config file name runs through
 `--profile profiles/slurm --profile tests/slurm_site`. Checked: one SLURM job per benchmark
 job (paired and per_method), none for the small rules, the job id and node recorded in every
 result, the site's partition and sizes applied, no GPU asked for, results and PDF present, a
-second run does nothing, and a cancelled job is reported as failed instead of waited for.
+second run does nothing, a cancelled job is reported as failed instead of waited for, and a
+GPU study asks for its GPU once (--gpus=1, no gres).
 Without SLURM (or root) the cluster tests skip and say why. Takes 1-3 minutes.
 """
 
@@ -223,3 +224,25 @@ def test_a_cancelled_job_is_reported_as_failed(cluster_run, cluster):
     assert slurm_jobs(cluster)[job_id] == "CANCELLED"
     assert proc.returncode != 0, out[-3000:]
     assert "Error in rule benchmark" in out and job_id in out, out[-3000:]
+
+
+def test_a_gpu_study_asks_slurm_for_one_gpu_once(cluster, tmp_path, tiny_models):
+    """device cuda: the job asks for the GPU once (--gpus=1, no --gres besides) and SLURM
+    allocates the node's (fake) GPU. The job itself then fails here: no CUDA on this machine."""
+    copy_workflow(tmp_path)
+    cfg = cluster_config(tmp_path, tiny_models["llama"])
+    cfg["device"] = "cuda"
+    (tmp_path / CONFIG).write_text(yaml.safe_dump(cfg, sort_keys=False))
+    before = slurm_jobs(cluster)
+    target = f"results/raw/{STUDY}/prompt_length/docs_p8/ar.json"
+    proc = run_on_cluster(tmp_path, cluster, "--verbose", "--retries", "0", "--until", target, timeout=300)
+    out = proc.stdout + proc.stderr
+    calls = [line for line in out.splitlines() if "sbatch call:" in line]
+    assert len(calls) == 1, out[-3000:]
+    assert "--gpus=1" in calls[0] and "--gres" not in calls[0] and "--exclusive" in calls[0], calls[0]
+    (job_id,) = set(slurm_jobs(cluster)) - set(before)
+    job = subprocess.run(["scontrol", "show", "job", "-o", job_id], env=cluster.env, capture_output=True,
+                         text=True, timeout=30, check=True).stdout
+    # one GPU asked for, and the job got its node (a node without a free GPU would leave it PENDING)
+    assert "TresPerJob=gres:gpu:1" in job and "NodeList=localnode" in job, job
+
