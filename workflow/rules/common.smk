@@ -1,5 +1,6 @@
 # Config validation, wildcard constraints and the input functions that turn the config into
 # file lists. Paths are built by decodebench.layout (and prompts.prompt_file), nowhere else.
+import ast
 from pathlib import Path
 
 import yaml
@@ -54,9 +55,12 @@ DEVICE_RESOURCES = {
 
 
 def _constant(resource):
-    """A profile's set-resources value as written (a constant: a number or a string)."""
+    """A profile's set-resources value as written: a number or a string (quoted or not)."""
     raw = getattr(resource, "raw", resource)
-    return int(raw) if isinstance(raw, str) and raw.isdigit() else raw
+    try:
+        return ast.literal_eval(raw) if isinstance(raw, str) else raw
+    except (ValueError, SyntaxError):
+        return raw
 
 
 def device_resources(exclusive):
@@ -64,8 +68,9 @@ def device_resources(exclusive):
     key = "cuda" if CFG["device"] == "cuda" else "cpu"
     site = {name: _constant(r) for name, r in
             workflow.resource_settings.overwrite_resources.get(f"benchmark_{key}", {}).items()}
-    extra = {"slurm_extra": "--exclusive"} if exclusive else {}
-    return {**DEVICE_RESOURCES[key], **extra, **site}
+    # a site's own slurm_extra (e.g. --constraint=...) comes after --exclusive, not instead
+    extra = " ".join(filter(None, ["--exclusive" if exclusive else None, site.pop("slurm_extra", None)]))
+    return {**DEVICE_RESOURCES[key], **site, **({"slurm_extra": extra} if extra else {})}
 
 
 wildcard_constraints:
