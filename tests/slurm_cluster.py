@@ -59,12 +59,15 @@ def _memory_mb() -> int:
 
 
 class SlurmCluster:
-    def __init__(self, root: Path | None = None, cpus: int | None = None, memory_mb: int | None = None):
+    def __init__(self, root: Path | None = None, cpus: int | None = None, memory_mb: int | None = None,
+                 default_partition: bool = False):
         self.root = Path(root or tempfile.mkdtemp(prefix="slurm-"))
         self.cpus = cpus or os.cpu_count() or 1
         # Less than the machine has: slurmd drains a node that has less than it claims.
         self.memory_mb = memory_mb or min(4000, _memory_mb() // 2)
         self.partition = PARTITION
+        # Not the default by default: a job that names no partition is rejected.
+        self.default_partition = default_partition
         self.node = NODE
         self.processes: dict[str, subprocess.Popen] = {}
         self.conf = self.root / "slurm.conf"
@@ -118,7 +121,7 @@ SlurmdTimeout=30
 InactiveLimit=0
 KillWait=5
 NodeName={self.node} NodeHostname={host} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} Gres=gpu:1 State=UNKNOWN
-PartitionName={self.partition} Nodes={self.node} Default=NO MaxTime=INFINITE State=UP
+PartitionName={self.partition} Nodes={self.node} Default={"YES" if self.default_partition else "NO"} MaxTime=INFINITE State=UP
 """)
         # The SLURM plugin's job step drops every SLURM_* variable (SLURM_CONF too) before it
         # calls srun; a real cluster's srun finds /etc/slurm/slurm.conf, ours is told here.
