@@ -8,7 +8,7 @@ munged, slurmctld and slurmd as child processes on free localhost ports, waits u
 shows the node idle, and stops them by pid at the end. Needs root (slurmd starts jobs as their
 user). Clients find it through SLURM_CONF and an srun wrapper on PATH (see `env`).
 
-    with SlurmCluster(workdir) as cluster:           # or: python tests/slurm_cluster.py
+    with SlurmCluster(workdir) as cluster:    # or: python tests/slurm_cluster.py [--default-partition]
         subprocess.run(["sinfo"], env=cluster.env)
 """
 
@@ -61,6 +61,7 @@ def _memory_mb() -> int:
 class SlurmCluster:
     def __init__(self, root: Path | None = None, cpus: int | None = None, memory_mb: int | None = None,
                  default_partition: bool = False):
+        self.own_root = root is None  # a temporary folder of its own, removed by stop()
         self.root = Path(root or tempfile.mkdtemp(prefix="slurm-"))
         self.cpus = cpus or os.cpu_count() or 1
         # Less than the machine has: slurmd drains a node that has less than it claims.
@@ -196,6 +197,8 @@ PartitionName={self.partition} Nodes={self.node} Default={"YES" if self.default_
                     p.kill()
                     p.wait()
         self.processes.clear()
+        if self.own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> "SlurmCluster":
         return self.start()
@@ -209,9 +212,9 @@ if __name__ == "__main__":
     reason = missing()
     if reason:
         sys.exit(reason)
-    with SlurmCluster() as cluster:
+    with SlurmCluster(default_partition="--default-partition" in sys.argv) as cluster:
         print(f"node {cluster.node} idle in partition {cluster.partition}; in another shell:\n"
-              f"  export SLURM_CONF={cluster.conf}\n  sinfo\nPress Enter to stop.")
+              f"  export SLURM_CONF={cluster.conf} PATH={cluster.bin}:$PATH\n  sinfo\nPress Enter to stop.")
         try:
             input()
         except (KeyboardInterrupt, EOFError):
