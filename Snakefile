@@ -28,6 +28,11 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/render.smk"
 include: "workflow/rules/paper.smk"
 
+# Small, quick jobs run where snakemake runs, also under a cluster profile: no queueing and
+# status polling for seconds of work, and they need what compute nodes may lack (latexmk for
+# the paper, the hub for the prompts). import_results is one too (benchmark.smk).
+localrules: all, prepare_prompts, check_results, check, aggregate, render, paper
+
 
 rule all:
     input:

@@ -219,6 +219,10 @@ CASES = {
                              {(LIN, "provenance", "error")}),
     "provenance-dirty": (on("linear_k4", field(("provenance", "git_dirty"), True)),
                          {(LIN, "provenance", "warning")}),
+    "provenance-shared-node": (on("linear_k4", field(("provenance", "scheduler"),
+                                                    {"name": "slurm", "job_id": "7", "node": "n1",
+                                                     "oversubscribe": "OK"})),
+                               {(LIN, "provenance", "warning")}),
     "provenance-no-device": (on_both(field(("environment", "device_name"), None)),
                              {(AR, "provenance", "error"), (LIN, "provenance", "error")}),
     # Realistic combinations.

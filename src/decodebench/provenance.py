@@ -114,6 +114,45 @@ def environment(device: str, dtype: str, memory_kind: str | None) -> dict:
     }
 
 
+# The SLURM job a result was measured in: field -> environment variable (set by sbatch/srun).
+SLURM_ENV = {
+    "job_id": "SLURM_JOB_ID", "step_id": "SLURM_STEP_ID", "cluster": "SLURM_CLUSTER_NAME",
+    "partition": "SLURM_JOB_PARTITION", "account": "SLURM_JOB_ACCOUNT", "node": "SLURMD_NODENAME",
+    "nodelist": "SLURM_JOB_NODELIST", "cpus_per_task": "SLURM_CPUS_PER_TASK", "cpus_on_node": "SLURM_CPUS_ON_NODE",
+    "mem_per_node_mb": "SLURM_MEM_PER_NODE", "mem_per_cpu_mb": "SLURM_MEM_PER_CPU", "gpus": "SLURM_JOB_GPUS",
+    "gpus_on_node": "SLURM_GPUS_ON_NODE",
+}
+# ... and from `scontrol show job`: field -> key. The job's whole allocation (a job step, as
+# Snakemake's SLURM plugin runs each job, sees only some of it in its environment).
+# scontrol 22.05 calls the allocation TRES, later versions also AllocTRES.
+SLURM_JOB_FIELDS = {"alloc_tres": ("AllocTRES", "TRES"), "oversubscribe": ("OverSubscribe",),
+                    "time_limit": ("TimeLimit",)}
+
+
+def _scontrol_job(job_id: str) -> dict[str, str]:
+    """`scontrol show job -o <id>` as {key: value}; {} when scontrol cannot answer."""
+    try:
+        out = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if out.returncode != 0:
+        return {}
+    return dict(word.split("=", 1) for word in out.stdout.split() if "=" in word)
+
+
+def scheduler(environ=None, scontrol=_scontrol_job) -> dict | None:
+    """The batch job a result was measured in (job id, node, allocated cores, memory, GPUs,
+    whether it shared its node), or None outside a scheduler. Only SLURM is recognised; what
+    SLURM did not say is None."""
+    environ = os.environ if environ is None else environ
+    job_id = environ.get("SLURM_JOB_ID")
+    if not job_id:
+        return None
+    job = scontrol(job_id)
+    return {"name": "slurm", **{field: environ.get(var) for field, var in SLURM_ENV.items()},
+            **{field: next((job[k] for k in keys if k in job), None) for field, keys in SLURM_JOB_FIELDS.items()}}
+
+
 def _git(*args: str) -> str | None:
     try:
         out = subprocess.run(["git", *args], cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=10)

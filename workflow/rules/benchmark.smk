@@ -27,7 +27,7 @@ if not imported(CFG):
                 args=run_arguments(group),
             threads: BENCHMARK_THREADS
             resources:
-                gpu=1 if CFG["device"] == "cuda" else 0,
+                **device_resources(exclusive=True),
             shell:
                 "decodebench run --quiet --config {params.config_file} {params.args} > {log} 2>&1"
 
@@ -48,12 +48,15 @@ if not imported(CFG):
                 config_file=CONFIG_FILE,
             threads: BENCHMARK_THREADS
             resources:
-                gpu=1 if CFG["device"] == "cuda" else 0,
+                **device_resources(exclusive=True),
             shell:
                 "decodebench run --quiet --config {params.config_file} --experiment {wildcards.experiment} "
                 "--dataset {wildcards.dataset} --method {wildcards.method} --out {output} > {log} 2>&1"
 
 else:
+
+    # Reads third-party files by path, which compute nodes may not see: a local job.
+    localrules: import_results
 
     rule import_results:
         input:

@@ -1,5 +1,6 @@
 # Config validation, wildcard constraints and the input functions that turn the config into
 # file lists. Paths are built by decodebench.layout (and prompts.prompt_file), nowhere else.
+import ast
 from pathlib import Path
 
 import yaml
@@ -40,6 +41,36 @@ PAIRED_GROUPS = [g for g in GROUPS if g["pairing"] == "interleaved"]
 PER_METHOD_EXPERIMENTS = sorted({g["experiment"] for g in GROUPS if g["pairing"] == "per_method"})
 # CPU: a benchmark job takes every core the run is given, so measurements never overlap.
 BENCHMARK_THREADS = workflow.cores if CFG["device"] == "cpu" else (CFG.get("threads") or 1)
+
+# Cluster resources of every benchmark job (both kinds of benchmark rule) and, on cuda, of
+# prepare_model (a distilled draft trains on the GPU); sized from the config's device. A GPU
+# is requested once, as `gpu` (the SLURM plugin turns it into --gpus=1; never also a gres).
+# Benchmark jobs run alone on their node (--exclusive), so no other job disturbs a measurement.
+# A site changes these in its profile under `set-resources: benchmark_cuda:` or
+# `benchmark_cpu:` (keys named after the device, not rules; docs/pipeline.md, "On a cluster").
+DEVICE_RESOURCES = {
+    "cuda": {"gpu": 1, "cpus_per_task": CFG.get("threads") or 8, "mem_mb": 64000, "runtime": 240},
+    "cpu": {"cpus_per_task": CFG.get("threads") or BENCHMARK_THREADS, "mem_mb": 16000, "runtime": 120},
+}
+
+
+def _constant(resource):
+    """A profile's set-resources value as written: a number or a string (quoted or not)."""
+    raw = getattr(resource, "raw", resource)
+    try:
+        return ast.literal_eval(raw) if isinstance(raw, str) else raw
+    except (ValueError, SyntaxError):
+        return raw
+
+
+def device_resources(exclusive):
+    """The resources a job on the config's device asks for, with the site's overrides."""
+    key = "cuda" if CFG["device"] == "cuda" else "cpu"
+    site = {name: _constant(r) for name, r in
+            workflow.resource_settings.overwrite_resources.get(f"benchmark_{key}", {}).items()}
+    # a site's own slurm_extra (e.g. --constraint=...) comes after --exclusive, not instead
+    extra = " ".join(filter(None, ["--exclusive" if exclusive else None, site.pop("slurm_extra", None)]))
+    return {**DEVICE_RESOURCES[key], **site, **({"slurm_extra": extra} if extra else {})}
 
 
 wildcard_constraints:

@@ -11,6 +11,8 @@ rule prepare_model:
         f"logs/{STUDY}/prepare_model/{{model}}.log",
     conda:
         "../envs/decodebench.yaml"
+    resources:
+        **(device_resources(exclusive=False) if CFG["device"] == "cuda" else {}),
     params:
         config_file=CONFIG_FILE,
         role=lambda wc: next(r for r, m in CFG["models"].items() if m["name"] == wc.model),

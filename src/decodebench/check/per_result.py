@@ -504,6 +504,11 @@ def rule_provenance(res: Result, report: Report) -> None:
     elif prov["git_dirty"]:
         report.warning(f, "provenance", f"measured from a dirty working tree at {prov['git_commit'][:12]} "
                                         f"(expected a clean tree, found uncommitted changes)")
+    sched = prov.get("scheduler") or {}
+    if sched.get("oversubscribe") not in (None, "NO"):
+        report.warning(f, "provenance", f"measured in SLURM job {sched.get('job_id')} on {sched.get('node')}, "
+                                        f"which could share its node with other jobs (expected OverSubscribe=NO, "
+                                        f"sbatch --exclusive; found {sched['oversubscribe']})")
     for key in ("code_version", "job_sha256"):
         if not prov.get(key):
             report.warning(f, "provenance", f"provenance.{key} not recorded (expected a hash, found null): "
