@@ -44,7 +44,8 @@ from .results import load_result, stat
 
 # Metrics aggregated per (dataset, method): name in the records / summary -> column prefix.
 METRICS = (
-    "tokens_per_s", "wall_time_s", "ttft_s", "tpot_s", "new_tokens", "prompt_tokens",
+    "tokens_per_s", "wall_time_s", "ttft_s", "tokens_at_first_commit", "tpot_s", "tpot_p50_s", "tpot_p90_s",
+    "tpot_p99_s", "new_tokens", "prompt_tokens", "tokens_per_target_forward",
     "peak_memory_mb", "peak_memory_overhead_mb",
     "rounds", "acceptance_rate", "tokens_per_round",
     "num_samples", "token_steps", "branch_points", "final_paths",
