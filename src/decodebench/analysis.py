@@ -16,7 +16,8 @@ dataset; with ``generation_lengths`` the baseline variant of the same budget):
   method tokens/s / baseline tokens/s of each (prompt, repeat) both measured, repeats averaged
   per prompt, the mean over prompts; ``speedup_low`` / ``speedup_high`` its 95 % bootstrap
   interval (prompts, then repeats, resampled), ``speedup_prompts`` / ``speedup_pairs`` what it
-  rests on, ``speedup_kind`` = ``paired``. Imported results (no records) and pairs that do not
+  rests on, ``speedup_kind`` = ``paired`` (``baseline`` for the baseline itself: 1, no
+  interval). Imported results (no records) and pairs that do not
   exist: the ratio of the means, ``speedup_kind`` = ``ratio of means``, no interval. For
   multi-sample experiments (results with ``protocol.num_samples``) the ratio is baseline wall
   time / method wall time, the time to produce all samples;
@@ -169,6 +170,10 @@ def add_paired(table: pd.DataFrame, results: dict[tuple[str, str], dict]) -> pd.
     for r in table.itertuples(index=False):
         res, base = results.get((r.dataset, r.method)), results.get((r.dataset, r.baseline))
         stat_ = None
+        if r.method == r.baseline and res is not None:  # its ratio to itself: 1, with no interval
+            for k, v in zip(cols, (1.0, None, None, None, None, "baseline")):
+                cols[k].append(v)
+            continue
         if res is not None and base is not None and res["records"] is not None and base["records"] is not None:
             stat_ = summarise_ratios(paired_ratios(res["records"], base["records"], metric, higher))
         if stat_ is not None and stat_.estimate is not None:
