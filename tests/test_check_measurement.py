@@ -167,3 +167,12 @@ def test_an_imported_result_in_a_measured_study_is_an_error(tmp_path):
     report = check_paths([tmp_path / "results" / "raw"], cfg=cfg, root=tmp_path, regenerate_prompts=False)
     assert any("kind is 'imported' in a study whose config is measured" in f.message
                for f in findings(report, "identity")), report.text()
+
+
+def test_memory_model_is_not_applicable_without_a_warm_up(tmp_path):
+    def no_warmup(r):
+        with_shape(60.0)(r)  # would be far above the model
+        r["protocol"]["warmups"] = 0
+    report = run(tmp_path, [mutate(make_result("ar"), no_warmup)])
+    assert report.checked[(AR, "memory-model")] == "not-applicable"
+    assert any("no warm-up" in f.message for f in report.findings if f.rule == "memory-model")

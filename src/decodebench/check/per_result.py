@@ -213,6 +213,10 @@ def rule_memory_model(res: Result, report: Report) -> None:
         report.not_applicable(f, "memory-model", "no per-generation records" if res.summary_only
                               else "multi-sample methods are not modelled (their paths vary)")
         return
+    if not res.data["protocol"].get("warmups"):
+        report.not_applicable(f, "memory-model", "no warm-up: the first generation of a process also holds "
+                                                 "one-time allocations (lazy imports, kernel caches)")
+        return
     env = res.data["environment"]
     kind, cpus = env.get("memory_kind"), env.get("cpu_count") or 1
     high, low = [], []
