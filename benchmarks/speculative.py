@@ -42,10 +42,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from decodebench.config import load_config  # noqa: E402
-from decodebench.costmodel import ar_predicted_time_s, fit_method, predicted_time_s, realised_over_predicted  # noqa: E402
+from decodebench.costmodel import fit_method, realised_over_predicted, speedup_pairs  # noqa: E402
 from decodebench.harness import run_group  # noqa: E402
 from decodebench.methods import all_methods  # noqa: E402
-from decodebench.paired import paired_ratios, summarise_ratios  # noqa: E402
+from decodebench.paired import paired_speedup  # noqa: E402
 
 EXPERIMENT = "speculative_bench"
 
@@ -86,12 +86,10 @@ def summarise_method(name: str, data: dict, ar: dict) -> dict:
     recs, ar_recs = data["records"], ar["records"]
     ar_hash = {(r["prompt_id"], r["repeat"]): r["output_sha256"] for r in ar_recs}
     same = all(ar_hash.get((r["prompt_id"], r["repeat"])) == r["output_sha256"] for r in recs)
-    speedup = summarise_ratios(paired_ratios(recs, ar_recs))
+    speedup = paired_speedup(recs, ar_recs)
     fit = fit_method(recs)
     check = realised_over_predicted(recs, ar_recs, fit) if fit else None
-    predicted = [ar_predicted_time_s(a) / predicted_time_s(r, fit) for r in recs for a in ar_recs
-                 if fit and (a["prompt_id"], a["repeat"]) == (r["prompt_id"], r["repeat"])
-                 and predicted_time_s(r, fit) and ar_predicted_time_s(a)]
+    predicted = [p for _, _, p in speedup_pairs(recs, ar_recs, fit)] if fit else []
     return {"method": name, "params": data["method"]["params"], "tokens_per_s": mean(r["tokens_per_s"] for r in recs),
             "speedup": speedup.estimate, "speedup_low": speedup.low, "speedup_high": speedup.high,
             "ids_equal_ar": same, "lossless_claimed": data["method"]["lossless"],

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from decodebench.config import load_config
 from decodebench.harness import run_group
-from decodebench.paired import paired_ratios, summarise_ratios
+from decodebench.paired import paired_speedup
 from decodebench.results import atomic_write_text
 from decodebench.telemetry import busy
 
@@ -75,7 +75,7 @@ def speedups(results: dict[str, dict], baseline: str) -> dict[str, dict]:
     out = {}
     for name, res in results.items():
         recs = res["records"]
-        s = summarise_ratios(paired_ratios(recs, base))
+        s = paired_speedup(recs, base)
         out[name] = {"paired": s.estimate, "low": s.low, "high": s.high, "pairs": s.pairs,
                      "ratio_of_means": (sum(r["tokens_per_s"] for r in recs) / len(recs)) / base_mean,
                      "busy_share": sum(busy(r.get("telemetry")) is not None for r in recs) / len(recs)}

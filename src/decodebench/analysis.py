@@ -40,7 +40,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import leaderboard
-from .paired import paired_ratios, summarise_ratios
+from .paired import paired_speedup
 from .results import load_result, stat
 
 # Metrics aggregated per (dataset, method): name in the records / summary -> column prefix.
@@ -165,7 +165,6 @@ def add_paired(table: pd.DataFrame, results: dict[tuple[str, str], dict]) -> pd.
     baseline's records exist (``results``: (dataset, method) -> result)."""
     table = table.copy()
     multi = "num_samples_config" in table and table["num_samples_config"].notna().any()
-    metric, higher = ("wall_time_s", False) if multi else ("tokens_per_s", True)
     cols = {k: [] for k in ("speedup", *SPEEDUP_COLUMNS)}
     for r in table.itertuples(index=False):
         res, base = results.get((r.dataset, r.method)), results.get((r.dataset, r.baseline))
@@ -175,7 +174,7 @@ def add_paired(table: pd.DataFrame, results: dict[tuple[str, str], dict]) -> pd.
                 cols[k].append(v)
             continue
         if res is not None and base is not None and res["records"] is not None and base["records"] is not None:
-            stat_ = summarise_ratios(paired_ratios(res["records"], base["records"], metric, higher))
+            stat_ = paired_speedup(res["records"], base["records"], bool(multi))
         if stat_ is not None and stat_.estimate is not None:
             values = (stat_.estimate, stat_.low, stat_.high, stat_.prompts, stat_.pairs, "paired")
         else:

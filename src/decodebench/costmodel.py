@@ -94,18 +94,26 @@ def ar_predicted_time_s(record: dict) -> float | None:
     return record["ttft_s"] + (record["new_tokens"] - 1) * step
 
 
-def realised_over_predicted(records: list[dict], ar_records: list[dict], fit: Fit | None = None) -> PairedStat | None:
-    """Realised / predicted speedup over AR, per (prompt, repeat), summarised over prompts."""
-    fit = fit or fit_method(records)
-    if fit is None:
-        return None
+def speedup_pairs(records: list[dict], ar_records: list[dict], fit: Fit) -> list[tuple[dict, float, float]]:
+    """(record, realised speedup, predicted speedup) of every record AR measured on the same
+    (prompt, repeat), where both times can be predicted."""
     ar = {(r["prompt_id"], r["repeat"]): r for r in ar_records}
-    per_prompt: dict[str, list[float]] = {}
+    out = []
     for r in records:
         a = ar.get((r["prompt_id"], r["repeat"]))
         predicted, ar_predicted = predicted_time_s(r, fit), ar_predicted_time_s(a) if a else None
         if a is None or not predicted or not ar_predicted:
             continue
-        realised = a["wall_time_s"] / r["wall_time_s"]
-        per_prompt.setdefault(r["prompt_id"], []).append(realised / (ar_predicted / predicted))
+        out.append((r, a["wall_time_s"] / r["wall_time_s"], ar_predicted / predicted))
+    return out
+
+
+def realised_over_predicted(records: list[dict], ar_records: list[dict], fit: Fit | None = None) -> PairedStat | None:
+    """Realised / predicted speedup over AR, per (prompt, repeat), summarised over prompts."""
+    fit = fit or fit_method(records)
+    if fit is None:
+        return None
+    per_prompt: dict[str, list[float]] = {}
+    for r, realised, predicted in speedup_pairs(records, ar_records, fit):
+        per_prompt.setdefault(r["prompt_id"], []).append(realised / predicted)
     return summarise_ratios(per_prompt) if per_prompt else None

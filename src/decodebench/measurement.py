@@ -98,10 +98,11 @@ def release_free_heap() -> None:
 
 
 def hwm_precision_mb() -> float:
-    """Bound on how far the kernel's VmHWM can lag the true resident peak (see above)."""
-    cpus = os.cpu_count() or 1
-    batch_pages = max(32, 2 * cpus)
-    return 3 * batch_pages * cpus * os.sysconf("SC_PAGE_SIZE") / MB
+    """Bound on how far the kernel's VmHWM can lag the true resident peak on this machine (see
+    above; the formula is ``memory_model.hwm_precision_mb``)."""
+    from .memory_model import hwm_precision_mb as bound
+
+    return bound(os.cpu_count() or 1, os.sysconf("SC_PAGE_SIZE"))
 
 
 def current_rss_bytes() -> int:

@@ -104,10 +104,11 @@ def expected_overhead(result: dict, record: dict) -> Expected | None:
     return Expected(parts)
 
 
-def hwm_precision_mb(cpus: int) -> float:
-    """How far the kernel's VmHWM can lag the true resident peak on a machine with `cpus` CPUs
-    (per-CPU RSS counter batching; the same bound as ``measurement.hwm_precision_mb``)."""
-    return 3 * max(32, 2 * cpus) * cpus * PAGE_BYTES / MB
+def hwm_precision_mb(cpus: int, page_bytes: int = PAGE_BYTES) -> float:
+    """How far the kernel's VmHWM can lag the true resident peak on a machine with `cpus` CPUs:
+    per CPU and counter (anon, file, shmem) the kernel batches up to max(32, 2 x CPUs) pages
+    (``measurement.hwm_precision_mb`` applies it to this machine)."""
+    return 3 * max(32, 2 * cpus) * cpus * page_bytes / MB
 
 
 def bounds_mb(expected: Expected, memory_kind: str | None, cpus: int = 1) -> tuple[float, float]:

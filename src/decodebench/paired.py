@@ -93,6 +93,13 @@ def summarise_ratios(per_prompt: dict[str, list[float]], statistic: str = "mean"
     return PairedStat(estimate, float(low), float(high), len(groups), pairs, statistic)
 
 
+def paired_speedup(records: list[dict], baseline: list[dict], multi_sample: bool = False) -> PairedStat:
+    """The speedup of `records` over `baseline`: tokens/s ratios, or for multi-sample results
+    (the time to produce all samples) baseline wall time / method wall time; summarised."""
+    metric, higher = ("wall_time_s", False) if multi_sample else ("tokens_per_s", True)
+    return summarise_ratios(paired_ratios(records, baseline, metric, higher))
+
+
 def within_prompt_cv(records: list[dict], metric: str = "tokens_per_s") -> float | None:
     """Pooled coefficient of variation across the repeats of each prompt:
     sqrt(mean over prompts of the sample variance of its repeats) / mean of all values.

@@ -15,7 +15,7 @@ from collections import defaultdict
 import numpy as np
 
 from .per_result import Result
-from ..paired import PairedStat, across_prompt_cv, paired_ratios, summarise_ratios, within_prompt_cv
+from ..paired import PairedStat, across_prompt_cv, paired_speedup, within_prompt_cv
 from .report import Report
 
 _VARIANT = re.compile(r"_t\d+$")
@@ -191,10 +191,11 @@ def rule_lossless(group: list[Result], report: Report, cfg: dict | None = None) 
         ties, bugs = [], []
         for r in bad:
             a = expected[r["prompt_id"]]
-            j = first_divergence(a.get("output_ids") or [], r.get("output_ids") or [])
-            margins = a.get("ar_top2_margin") or []
-            margin = margins[j] if j is not None and j < len(margins) and a.get("output_ids") and r.get("output_ids") \
-                else None
+            j, margin = None, None
+            if a.get("output_ids") and r.get("output_ids"):
+                j = first_divergence(a["output_ids"], r["output_ids"])
+                margins = a.get("ar_top2_margin") or []
+                margin = margins[j] if j is not None and j < len(margins) else None
             (ties if margin is not None and margin < epsilon else bugs).append((r, j, margin))
         rate = len(bad) / len(shared)
         head = (f"output ids differ from greedy AR ({ref.path}) for {len(bad)} of {len(shared)} generations "
@@ -226,22 +227,10 @@ def _cv(res: Result) -> float | None:
     return None
 
 
-def _repeated(res: Result) -> bool:
-    """Whether some prompt of the result was measured more than once."""
-    seen = set()
-    for r in res.records or []:
-        if r["prompt_id"] in seen:
-            return True
-        seen.add(r["prompt_id"])
-    return False
-
-
 def _speedup(res: Result, base: Result) -> PairedStat | None:
     if res.records is None or base.records is None:
         return None
-    higher = not res.multi_sample
-    stat = summarise_ratios(paired_ratios(res.records, base.records, "tokens_per_s" if higher else "wall_time_s",
-                                          higher))
+    stat = paired_speedup(res.records, base.records, res.multi_sample)
     return stat if stat.estimate is not None else None
 
 
@@ -287,8 +276,10 @@ def rule_baseline_stability(all_groups: dict[tuple, list[Result]], cfg: dict | N
                 baselines[base.path] = base
                 if base is not res:
                     dependents[base.path].append(res)
-    repeated = {path: b.records is not None and _repeated(b) for path, b in baselines.items()}
-    cvs = {path: (within_prompt_cv(b.records) if repeated[path] else _cv(b)) for path, b in baselines.items()}
+    # repeated: some prompt measured twice (the within-prompt CV exists only then)
+    within = {path: within_prompt_cv(b.records) if b.records is not None else None for path, b in baselines.items()}
+    repeated = {path: cv is not None for path, cv in within.items()}
+    cvs = {path: within[path] if repeated[path] else _cv(b) for path, b in baselines.items()}
     for path, base in sorted(baselines.items()):
         report.ran(path, "baseline-stability")
         cv = cvs[path]
