@@ -87,6 +87,20 @@ def _cmd_import(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from .export import export
+
+    if args.tokenizer is None:
+        print("decodebench export: no --tokenizer: measured answers are written with empty texts (their "
+              "identity is kept in output_sha256); Spec-Bench's speed.py re-tokenises the baseline's text, "
+              "so give the model's tokenizer directory for files meant for it", file=sys.stderr)
+    written = export([Path(p) for p in args.results], args.out, repeat=args.repeat, tokenizer=args.tokenizer,
+                     force=args.force, progress=None if args.quiet else lambda line: print(line, file=sys.stderr))
+    for path, status in written:
+        print(f"{status}: {path}")
+    return 0
+
+
 def _cmd_check(args) -> int:
     from .check import DEFAULT_CV_THRESHOLD, check_paths
     from .config import load_config
@@ -204,6 +218,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace existing result files whose content differs (default: refuse)")
     i.set_defaults(func=_cmd_import)
 
+    x = sub.add_parser("export", help="our result files -> answer files other tools evaluate (docs/import.md)")
+    x.add_argument("--format", required=True, choices=["spec-bench"],
+                   help="spec-bench: FastChat model_answer JSON lines (Spec-Bench's evaluation/speed.py)")
+    x.add_argument("results", nargs="+", metavar="RESULT", help="result files or directories (searched recursively)")
+    x.add_argument("--out", required=True, help="writes OUT/<experiment>/<dataset>/<answer file>.jsonl")
+    x.add_argument("--repeat", type=int, default=0,
+                   help="measured results: the repeat written (one answer per question; default 0)")
+    x.add_argument("--tokenizer", help="local tokenizer directory to decode measured outputs into text "
+                                       "(e.g. resources/models/<target>)")
+    x.add_argument("--force", action="store_true", help="replace existing answer files with other content")
+    x.add_argument("--quiet", action="store_true")
+    x.set_defaults(func=_cmd_export)
+
     c = sub.add_parser("check", help="integrity rules over result files, generated artifacts and the paper "
                                      "(only reads; docs/check.md)")
     c.add_argument("paths", nargs="*", help="result files or directories (default: the study's results, "
@@ -249,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
+    from .export import ExportError
     from .importers import ImportFormatError
     from .models import ModelUnavailable
     from .prompts import DatasetUnavailable
@@ -257,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, ModelUnavailable, DatasetUnavailable, ResultError, ImportFormatError) as exc:
+    except (ConfigError, ModelUnavailable, DatasetUnavailable, ResultError, ImportFormatError,
+            ExportError) as exc:
         print(f"decodebench: error: {exc}", file=sys.stderr)
         return 2
 

@@ -17,7 +17,9 @@ must agree. Key variants, each recorded in the result's notes and ``source_summa
 - steps: ``decoding_steps`` (Spec-Bench: the number of steps) or ``idxs`` (REST, Medusa, EAGLE:
   the 0-based index of the last step of FastChat's ``for idx in range(max_steps)`` loop, so
   steps = idxs + 1; REST's baseline, one token per step, has 947 tokens at idxs 946);
-- accepted lengths: ``accept_lengths`` or ``accept_lengths:`` (REST, sic), or none (Medusa, EAGLE).
+- accepted lengths: ``accept_lengths`` or ``accept_lengths:`` (REST, sic), or none (Medusa, EAGLE);
+- output identity: ``output_sha256`` per turn (files written by ``decodebench export``, whose
+  measured results keep token ids rather than text) instead of the SHA-256 of the turn's text.
 
 Values are imported as written, impossible ones included: ``decodebench check`` reports them
 (rules values, arithmetic; docs/check.md), the import does not hide them.
@@ -53,6 +55,8 @@ METHOD_TOKENS = {
     "pld": "pld",
 }
 LOSSLESS = {"ar", "eagle", "sps", "medusa", "rest", "pld"}  # at temperature 0 (greedy verification)
+# Our own lossless methods (docs/methods.md), for files written by `decodebench export`.
+LOSSLESS |= {"linear", "tree", "dynatree", "hf_assisted"}
 DTYPES = {"float16": "float16", "fp16": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16",
           "float32": "float32", "fp32": "float32"}
 _NUM = r"\d+(?:\.\d+)?"
@@ -67,6 +71,9 @@ NAME_GRAMMAR = [
     rf"(?P<method>baseline|rest|medusa)-(?P<model>.+?)(?:-(?P<run>\d+))?-temperature-(?P<temp>{_NUM}){_PARAMS}",
     # EAGLE: <model>-<dtype>-<base|ea>-in-temperature-<T>
     rf"(?P<model>.+?)-(?P<dtype>fp16|bf16|fp32)-(?P<method>base|ea)-in-temperature-(?P<temp>{_NUM}){_PARAMS}",
+    # decodebench export (decodebench.export): <model>-<dtype>-decodebench-<method id>-<configuration>-temperature-<T>
+    rf"(?P<model>.+?)-(?P<dtype>float16|bfloat16|float32)-decodebench-(?P<id>[a-z][a-z0-9_]*)"
+    rf"-(?P<name>[A-Za-z0-9._]+)-temperature-(?P<temp>{_NUM})",
 ]
 
 
@@ -87,8 +94,10 @@ def parse_file_name(stem: str) -> Setup:
         if m is None:
             continue
         g = m.groupdict()
-        method_id = METHOD_TOKENS[g["method"]]
         params = {"temperature": float(g["temp"])}
+        if g.get("id"):  # our own export: id and configuration name as written
+            return Setup(g["id"], g["name"], g["model"], None, DTYPES[g["dtype"]], params)
+        method_id = METHOD_TOKENS[g["method"]]
         for key, value in re.findall(rf"-([a-z_]+)-({_NUM})", g.get("params") or ""):
             params[key] = float(value)
         name = method_id
@@ -147,7 +156,7 @@ def convert(path: Path, study: str, options: dict | None = None) -> Conversion:
     except ValueError as exc:
         raise ImportFormatError(f"{path}: {exc}") from None
 
-    records, keys, model_ids = [], {"steps": set(), "accept_lengths": set()}, set()
+    records, keys, model_ids = [], {"steps": set(), "accept_lengths": set(), "output_sha256": set()}, set()
     for lineno, line in _lines(path):
         where = f"{path} line {lineno}"
         try:
@@ -167,7 +176,8 @@ def convert(path: Path, study: str, options: dict | None = None) -> Conversion:
     for k, v in keys.items():
         if len(v) > 1:
             raise ImportFormatError(f"{path}: records mix the {k} keys {sorted(v)}")
-    keys = {k: next(iter(v)) if v else None for k, v in keys.items()}
+    keys = {k: next(iter(v)) if v else None for k, v in keys.items()
+            if v or k != "output_sha256"}  # output_sha256 only where a file has it
 
     dataset = options.get("dataset") or dataset_name([q["category"] for q in records], path)
     experiment = options.get("experiment") or DEFAULT_EXPERIMENT
@@ -196,6 +206,9 @@ def convert(path: Path, study: str, options: dict | None = None) -> Conversion:
         notes.append("Accepted lengths from the key 'accept_lengths:' (with a colon, as the source writes it).")
     if not keys["accept_lengths"]:
         notes.append("The file has no accepted lengths.")
+    if keys.get("output_sha256"):
+        notes.append("Output identities from the key 'output_sha256' (written by decodebench export), "
+                     "not hashed from the text.")
     if named:
         notes.append(f"Method configuration '{setup.name}' named by the config (import.methods); "
                      "the file name was not parsed.")
@@ -261,6 +274,12 @@ def _question(rec: Any, questions: dict | None) -> tuple[dict, str, dict]:
             if "accept_lengths" in used:
                 raise ValueError("choices[0] has both 'accept_lengths' and 'accept_lengths:'")
             accepted, used["accept_lengths"] = _numbers(c, key, None), key
+    sha = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in turns]
+    if "output_sha256" in c:  # decodebench export: our output identity (ids for measured results)
+        sha, used["output_sha256"] = c["output_sha256"], "output_sha256"
+        if (not isinstance(sha, list) or len(sha) != n
+                or not all(isinstance(h, str) and re.fullmatch(r"[0-9a-f]{64}", h) for h in sha)):
+            raise ValueError(f"field 'choices[0].output_sha256': expected one SHA-256 (64 hex digits) per turn ({n})")
     category = rec.get("category")
     if category is not None and not isinstance(category, str):
         raise ValueError(f"field 'category': expected a string, got {category!r}")
@@ -272,8 +291,7 @@ def _question(rec: Any, questions: dict | None) -> tuple[dict, str, dict]:
         category = category or questions[qid]
     model_id = rec.get("model_id")
     return ({"question_id": qid, "category": category, "new_tokens": new_tokens, "wall_time_s": wall,
-             "steps": steps, "accept_lengths": accepted,
-             "output_sha256": [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in turns]},
+             "steps": steps, "accept_lengths": accepted, "output_sha256": sha},
             model_id if isinstance(model_id, str) else "", used)
 
 
