@@ -87,6 +87,25 @@ def _cmd_import(args) -> int:
     return 0
 
 
+def _cmd_tune(args) -> int:
+    from . import layout
+    from .config import ConfigError, load_config
+    from .tuning import compute_picks, load_tuning_results, write_picks
+
+    cfg = load_config(args.config)
+    if "tune" not in cfg:
+        raise ConfigError(f"{args.config}: has no tune block (docs/pipeline.md, 'Tuning')")
+    picks = compute_picks(cfg, load_tuning_results(cfg, args.root))
+    out = Path(args.root) / layout.tuned_path(cfg["study"])
+    write_picks(out, picks)
+    for method_id, family in picks["families"].items():
+        ranked = sorted(family["candidates"], key=lambda c: -c["speedup"])
+        shown = ", ".join(f"{c['name']} {c['speedup']:.2f}x" for c in ranked)
+        print(f"{method_id}: pick {family['pick']} {family['params']} ({shown})")
+    print(f"{out}: picks on {len(picks['prompt_ids'])} tuning prompts ({picks['dataset']})")
+    return 0
+
+
 def _cmd_export(args) -> int:
     from .export import export
 
@@ -217,6 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--force", action="store_true",
                    help="replace existing result files whose content differs (default: refuse)")
     i.set_defaults(func=_cmd_import)
+
+    u = sub.add_parser("tune", help="the tuning stage's picks from the experiment 'tune' -> "
+                                    "results/tables/<study>/tuned.json (docs/pipeline.md, 'Tuning')")
+    u.add_argument("--config", required=True)
+    u.add_argument("--root", default=".", help="repository root the results are under (default: .)")
+    u.set_defaults(func=_cmd_tune)
 
     x = sub.add_parser("export", help="our result files -> answer files other tools evaluate (docs/import.md)")
     x.add_argument("--format", required=True, choices=["spec-bench"],

@@ -101,9 +101,24 @@ def sweep_methods(sweep: dict) -> dict:
     return methods
 
 
+TUNE_EXPERIMENT = "tune"
+
+
+def tune_experiment(tune: dict) -> dict:
+    """The tuning stage (``tune:``) as an experiment: AR and every grid point on the tuning set."""
+    return {"description": tune.get("description", "tuning: every grid point against AR on the tuning prompts"),
+            "baseline": "ar", "datasets": [tune["dataset"]], "protocol": copy.deepcopy(tune.get("protocol", {})),
+            "methods": {"ar": {"method": "ar", "label": "AR"}}, "sweep": copy.deepcopy(tune["grid"])}
+
+
 def expand_config(cfg: dict, source: str | Path = "<config>") -> dict:
-    """Expand the sweep / eab cache / prompt_lengths / generation_lengths shorthands into named variants."""
+    """Expand the tune / sweep / eab cache / prompt_lengths / generation_lengths shorthands into named variants."""
     cfg = copy.deepcopy(cfg)
+    if "tune" in cfg:
+        if TUNE_EXPERIMENT in cfg["experiments"]:
+            raise ConfigError(f"{source}: experiments.{TUNE_EXPERIMENT}: the name is taken by the tuning stage "
+                              "(config tune:); rename the experiment")
+        cfg["experiments"] = {TUNE_EXPERIMENT: tune_experiment(cfg["tune"]), **cfg["experiments"]}
     for ename, exp in cfg["experiments"].items():
         exp["methods"] = _expand_eab_cache(exp["methods"], f"{source}: experiments.{ename}.methods")
         if "sweep" in exp:
@@ -164,6 +179,15 @@ def check_references(cfg: dict, source: str | Path) -> None:
             if "pairing" in (spec.get("protocol") or {}):
                 problems.append(f"experiments.{ename}.methods.{m}.protocol.pairing: pairing is set per study or "
                                 f"per experiment (it decides how the experiment's jobs are grouped), not per method")
+            if spec.get("tuned"):
+                if "params" in spec:
+                    problems.append(f"experiments.{ename}.methods.{m}: 'tuned: true' takes its params from the "
+                                    "tuning stage; remove 'params' (or 'tuned')")
+                if spec["method"] not in (cfg.get("tune") or {}).get("grid", {}):
+                    problems.append(f"experiments.{ename}.methods.{m}: tuned, but the config's tune.grid has no "
+                                    f"'{spec['method']}' (tuned ids: {', '.join(sorted((cfg.get('tune') or {}).get('grid', {}))) or 'none'})")
+                if ename == TUNE_EXPERIMENT:
+                    problems.append(f"experiments.{ename}.methods.{m}: the tuning stage cannot use its own picks")
         base_names = {m.rsplit("_t", 1)[0] if "generation_lengths" in exp else m for m in exp["methods"]}
         if exp["baseline"] is None:
             if not cfg.get("import"):
@@ -171,6 +195,15 @@ def check_references(cfg: dict, source: str | Path) -> None:
                                 "(a source without a baseline run)")
         elif exp["baseline"] not in base_names:
             problems.append(f"experiments.{ename}.baseline: '{exp['baseline']}' is not one of its methods")
+    tune = cfg.get("tune")
+    if tune:
+        if tune["dataset"] not in cfg["datasets"]:
+            problems.append(f"tune.dataset: unknown dataset '{tune['dataset']}' (defined: {', '.join(sorted(cfg['datasets']))})")
+        reported = {d for e, exp in cfg["experiments"].items() if e != TUNE_EXPERIMENT
+                    and any(spec.get("tuned") for spec in exp["methods"].values()) for d in exp["datasets"]}
+        if tune["dataset"] in reported:
+            problems.append(f"tune.dataset: '{tune['dataset']}' is also reported by an experiment with tuned methods; "
+                            "tune on a disjoint prompt set (e.g. the same loader with skip: <num_prompts>)")
     if problems:
         raise ConfigError(f"{source}: invalid config:\n  " + "\n  ".join(problems))
 
@@ -193,13 +226,17 @@ class Job:
     resources_dir: Path
     label: str | None = None
     overrides: dict = field(default_factory=dict)
+    tuning: dict | None = None  # a tuned configuration: decodebench.tuning.tuned_params
 
     def identity(self) -> dict:
         """What the result depends on; hashed into job_sha256 (staleness)."""
-        return {"study": self.study, "experiment": self.experiment, "dataset": self.dataset,
-                "dataset_spec": self.dataset_spec, "method": self.method_id, "params": self.params,
-                "protocol": self.protocol, "models": self.models, "device": self.device,
-                "dtype": self.dtype, "threads": self.threads, "seed": self.seed}
+        out = {"study": self.study, "experiment": self.experiment, "dataset": self.dataset,
+               "dataset_spec": self.dataset_spec, "method": self.method_id, "params": self.params,
+               "protocol": self.protocol, "models": self.models, "device": self.device,
+               "dtype": self.dtype, "threads": self.threads, "seed": self.seed}
+        if self.tuning is not None:  # only then: untuned jobs keep their hashes
+            out["tuning"] = self.tuning
+        return out
 
     @property
     def sha256(self) -> str:
@@ -207,7 +244,8 @@ class Job:
 
 
 def resolve_job(cfg: dict, experiment: str, dataset: str, method: str,
-                limit: int | None = None, max_new_tokens: int | None = None) -> Job:
+                limit: int | None = None, max_new_tokens: int | None = None, root: str | Path = ".") -> Job:
+    """The job of one method configuration; a ``tuned`` one reads the tuning picks under `root`."""
     from .methods import get_method  # late import: methods import torch
 
     where = cfg.get("_file", "<config>")
@@ -235,8 +273,13 @@ def resolve_job(cfg: dict, experiment: str, dataset: str, method: str,
     if limit is not None:
         overrides["limit"] = limit
     spec = get_method(mspec["method"])
+    given, tuning = mspec.get("params", {}), None
+    if mspec.get("tuned"):
+        from .tuning import tuned_params
+
+        given, tuning = tuned_params(cfg, spec.id, root)
     try:
-        params = spec.resolve_params(mspec.get("params", {}))
+        params = spec.resolve_params(given)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: experiments.{experiment}.methods.{method}.params: {exc}") from None
     models = {"target": cfg["models"]["target"]}
@@ -248,4 +291,4 @@ def resolve_job(cfg: dict, experiment: str, dataset: str, method: str,
                method_id=spec.id, params=params, protocol=protocol, dataset_spec=dspec, models=models,
                device=cfg["device"], dtype=cfg["dtype"], threads=cfg.get("threads"),
                seed=cfg.get("seed", 0), resources_dir=Path(cfg.get("resources_dir", "resources")),
-               label=mspec.get("label"), overrides=overrides)
+               label=mspec.get("label"), overrides=overrides, tuning=tuning)

@@ -2,6 +2,7 @@
 
     results/raw/<study>/<experiment>/<dataset>/<method>.json   result_path
     results/tables/<study>/<experiment>.csv                    table_path
+    results/tables/<study>/tuned.json                          tuned_path (the tuning picks)
     paper/generated/{tables,figures}/..., numbers.tex, ...     artifacts
     results/MANIFEST.json                                      MANIFEST
 
@@ -37,6 +38,16 @@ def result_path(study: str, experiment: str, dataset: str, method: str) -> str:
 
 def table_path(study: str, experiment: str) -> str:
     return f"results/tables/{study}/{experiment}.csv"
+
+
+def tuned_path(study: str) -> str:
+    """The tuning stage's picks (decodebench.tuning)."""
+    return f"results/tables/{study}/tuned.json"
+
+
+def tuned_experiment(cfg: dict, experiment: str) -> bool:
+    """Whether some configuration of the experiment takes its parameters from the tuning picks."""
+    return any(spec.get("tuned") for spec in cfg["experiments"][experiment]["methods"].values())
 
 
 def imported(cfg: dict) -> bool:

@@ -16,7 +16,9 @@ naming the dataset; there is never a fallback to other text.
 Selection, for a fixed seed: tokenize each document, keep those with at least
 ``min_tokens`` tokens, shuffle their order with ``random.Random(seed)``, and from each chosen
 document take ``prompt_tokens`` tokens starting at a seeded random offset (aligned to a line
-start). The set is written as JSONL (one ``{"id", "source", "input_ids", "text"}`` per
+start). ``skip: N`` passes over the first N eligible documents (drawing their offsets all the
+same), so the set continues where a set of N prompts with the same seed ends: disjoint by
+document (the tuning stage's prompts, ``decodebench.tuning``). The set is written as JSONL (one ``{"id", "source", "input_ids", "text"}`` per
 line) with a ``.meta.json`` beside it holding the file's SHA-256 and the selection.
 """
 
@@ -126,7 +128,7 @@ def select_prompts(spec: dict, tokenizer) -> list[dict]:
     rng = random.Random(spec.get("seed", 0))
     docs = list(documents(spec))
     rng.shuffle(docs)
-    prompts = []
+    prompts, skip = [], spec.get("skip", 0)
     for doc_id, text in docs:
         if len(prompts) == n:
             break
@@ -134,6 +136,9 @@ def select_prompts(spec: dict, tokenizer) -> list[dict]:
         if len(ids) < max(min_tokens, length):
             continue
         start_tok = rng.randrange(0, len(ids) - length + 1)
+        if skip:  # an eligible document left to another set (the same draws keep the order)
+            skip -= 1
+            continue
         # Align to the start of the line containing that token, then truncate in tokens.
         char_start = len(tokenizer.decode(ids[:start_tok]))
         char_start = text.rfind("\n", 0, char_start) + 1
@@ -151,8 +156,9 @@ def select_prompts(spec: dict, tokenizer) -> list[dict]:
         prompts.append({"id": f"{spec['loader']}:{doc_id}:{char_start}", "source": doc_id,
                         "input_ids": [int(i) for i in input_ids], "text": prompt_text})
     if len(prompts) < n:
+        skipped = f" after skipping {spec['skip']}" if spec.get("skip") else ""
         raise DatasetUnavailable(f"dataset '{spec['loader']}': only {len(prompts)} documents have at least "
-                                 f"{max(min_tokens, length)} tokens; {n} prompts were asked for")
+                                 f"{max(min_tokens, length)} tokens{skipped}; {n} prompts were asked for")
     return prompts
 
 
@@ -167,7 +173,7 @@ def write_prompt_set(path: Path | str, prompts: list[dict], spec: dict, tokenize
     meta = {"sha256": file_sha256(path), "loader": spec["loader"], "label": spec.get("label", LABELS[spec["loader"]]),
             "source_kind": SOURCE_KIND[spec["loader"]], "tokenizer": tokenizer_name,
             "selection": {k: spec.get(k) for k in ("num_prompts", "prompt_tokens", "min_tokens", "seed",
-                                                   "chat_template", "path") if k in spec}}
+                                                   "chat_template", "path", "skip") if k in spec}}
     atomic_write_text(meta_path(path), json.dumps(meta, indent=1) + "\n")
     return meta
 

@@ -5,6 +5,8 @@
 #     process, interleaved prompt by prompt (paired measurement; several outputs).
 #   protocol.pairing: per_method: one job per configuration, rule benchmark (clusters that give
 #     each job its own GPU).
+#   tune_picks: the tuning stage's picks (config `tune:`), an input of every benchmark job of an
+#     experiment with `tuned: true` configurations.
 # Imported studies (config `import:`) get their result files from `decodebench import` instead.
 
 if not imported(CFG):
@@ -15,7 +17,7 @@ if not imported(CFG):
             name:
                 group["name"]
             input:
-                benchmark_inputs(group["dataset"]),
+                benchmark_inputs(group["dataset"]) + tuned_input(group["experiment"]),
             output:
                 group["outputs"],
             log:
@@ -35,7 +37,7 @@ if not imported(CFG):
 
         rule benchmark:
             input:
-                lambda wildcards: benchmark_inputs(wildcards.dataset),
+                lambda wildcards: benchmark_inputs(wildcards.dataset) + tuned_input(wildcards.experiment),
             output:
                 "results/raw/{study}/{experiment}/{dataset}/{method}.json",
             log:
@@ -52,6 +54,24 @@ if not imported(CFG):
             shell:
                 "decodebench run --quiet --config {params.config_file} --experiment {wildcards.experiment} "
                 "--dataset {wildcards.dataset} --method {wildcards.method} --out {output} > {log} 2>&1"
+
+    if "tune" in CFG:
+
+        # The tuning stage's picks (decodebench.tuning): per method id the grid point with the
+        # highest paired speedup on the tuning prompts; `tuned: true` configurations wait for it.
+        rule tune_picks:
+            input:
+                result_files(CFG, "tune"),
+            output:
+                tuned_path(STUDY),
+            log:
+                f"logs/{STUDY}/tune.log",
+            conda:
+                "../envs/decodebench.yaml"
+            params:
+                config_file=CONFIG_FILE,
+            shell:
+                "decodebench tune --config {params.config_file} > {log} 2>&1"
 
 else:
 

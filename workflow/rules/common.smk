@@ -7,7 +7,8 @@ import yaml
 from snakemake.exceptions import WorkflowError
 
 from decodebench.config import ConfigError, expand_config, validate_config
-from decodebench.layout import MANIFEST, artifacts, benchmark_groups, figures, imported, result_files, table_path
+from decodebench.layout import (MANIFEST, artifacts, benchmark_groups, figures, imported, result_files, table_path,
+                                tuned_experiment, tuned_path)
 from decodebench.prompts import prompt_file
 
 
@@ -104,6 +105,11 @@ def benchmark_inputs(dataset):
     """Prepared models and the prompt file, as ancient(): a regenerated cache never makes an
     existing result outdated (staleness is `check`'s job, from the recorded hashes)."""
     return [ancient(p) for p in prepared_models() + [str(prompt_file(RESOURCES, STUDY, dataset))]]
+
+
+def tuned_input(experiment):
+    """The tuning picks, for an experiment with `tuned: true` configurations (decodebench.tuning)."""
+    return [tuned_path(STUDY)] if tuned_experiment(CFG, experiment) else []
 
 
 def run_arguments(group):

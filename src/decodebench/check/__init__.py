@@ -7,8 +7,8 @@ It only reads; nothing is modified or deleted. Rules (ids as printed; docs/check
 schema, errors, memory, memory-model, contention, arithmetic, definitions, values, provenance
 (per result file);
 lossless, comparability, baseline-stability, no-baseline, run-agreement (across results);
-staleness, dataset-provenance, identity (against the current config, prompt files, weights, code;
-the result's own path and job);
+staleness, dataset-provenance, identity, tuning (against the current config, prompt files, weights,
+code; the result's own path and job; the tuning picks it was measured with);
 artifacts, manuscript (paper/generated/, results/MANIFEST.json, paper/*.tex).
 """
 
@@ -24,6 +24,7 @@ from .per_result import (read_result, rule_arithmetic, rule_contention, rule_def
                          rule_memory, rule_memory_model, rule_provenance)
 from .questions import rule_leaderboard_baseline, rule_run_agreement, rule_values
 from .report import ERROR, NOT_APPLICABLE, RULES, WARNING, Finding, Report
+from .tuning import rule_tuning
 
 DEFAULT_CV_THRESHOLD = 0.15
 
@@ -75,6 +76,7 @@ def check_paths(paths: list[Path], cfg: dict | None = None, root: Path = Path(".
         rule_provenance(res, report)
         rule_staleness(res, inputs, report)
         rule_identity(res, inputs, report)
+        rule_tuning(res, inputs, report)
         rule_dataset_provenance(res, inputs, report, regenerate=regenerate_prompts)
     table_groups = groups(results)
     for group in table_groups.values():

@@ -188,7 +188,7 @@ def _check_job(res: Result, inputs: Inputs, report: Report):
         return None
     f, prov = res.path, d["provenance"]
     try:
-        job = resolve_job(cfg, d["experiment"], d["dataset"]["name"], d["method"]["name"])
+        job = resolve_job(cfg, d["experiment"], d["dataset"]["name"], d["method"]["name"], root=inputs.root)
     except ConfigError as exc:
         report.error(f, "staleness", f"the job is no longer in the config ({exc})")
         return None

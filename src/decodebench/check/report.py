@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 RULES = (
     "schema", "errors", "memory", "memory-model", "arithmetic", "definitions", "values", "lossless",
     "comparability", "baseline-stability", "no-baseline", "run-agreement", "contention", "dataset-provenance",
-    "identity", "provenance", "staleness", "artifacts", "manuscript",
+    "identity", "tuning", "provenance", "staleness", "artifacts", "manuscript",
 )
 ERROR, WARNING, NOT_APPLICABLE = "error", "warning", "not-applicable"
 ACKNOWLEDGED = "acknowledged"
