@@ -55,6 +55,35 @@ DEVICE_RESOURCES = {
 }
 
 
+def visible_gpus():
+    """GPUs this machine offers to local jobs: CUDA_VISIBLE_DEVICES when set, else the lines of
+    `nvidia-smi -L`; at least 1 (a CUDA study on a machine without a GPU fails in its jobs)."""
+    import os
+    import shutil
+    import subprocess
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return max(1, len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"]))
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+            return max(1, sum(1 for line in out.splitlines() if line.startswith("GPU ")))
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return 1
+
+
+# A local run of a CUDA study: each benchmark job asks for gpu=1, and without a limit Snakemake
+# would start several on the same GPU at once (their timings and peaks would then be shared).
+# Unless the user gives --resources gpu=N, the limit is the number of visible GPUs; a cluster
+# executor is left alone (each job gets its own GPU there).
+LOCAL_GPUS = None
+if CFG.get("device") == "cuda" and workflow.local_exec and "gpu" not in workflow.global_resources:
+    LOCAL_GPUS = visible_gpus()
+    workflow.register_resource("gpu", LOCAL_GPUS)
+
+
 def _constant(resource):
     """A profile's set-resources value as written: a number or a string (quoted or not)."""
     raw = getattr(resource, "raw", resource)
