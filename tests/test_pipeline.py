@@ -251,13 +251,23 @@ def test_shipped_configs_validate(name):
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
-def test_every_job_of_the_shipped_configs_resolves(name):
+def test_every_job_of_the_shipped_configs_resolves(name, tmp_path):
     """Method names and parameters are only checked when a job is resolved: a parameter the
-    method does not know would otherwise surface hours into a cluster run."""
-    from decodebench.config import load_config, resolve_job
+    method does not know would otherwise surface hours into a cluster run. Tuned
+    configurations resolve with each grid's first point as a stand-in pick."""
+    from decodebench import layout
+    from decodebench.config import load_config, resolve_job, sweep_methods
 
     cfg = load_config(REPO / "config" / name)
-    jobs = [resolve_job(cfg, e, d, m) for e, exp in cfg["experiments"].items()
+    if "tune" in cfg:
+        families = {}
+        for method_id, grid in cfg["tune"]["grid"].items():
+            first, spec = next(iter(sweep_methods({method_id: grid}).items()))
+            families[method_id] = {"pick": first, "params": spec["params"]}
+        picks = tmp_path / layout.tuned_path(cfg["study"])
+        picks.parent.mkdir(parents=True)
+        picks.write_text(json.dumps({"families": families}))
+    jobs = [resolve_job(cfg, e, d, m, root=tmp_path) for e, exp in cfg["experiments"].items()
             for d in exp["datasets"] for m in exp["methods"]]
     assert jobs and len({j.sha256 for j in jobs}) == len(jobs)
 
