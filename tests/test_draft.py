@@ -121,3 +121,37 @@ def test_transformers_assisted_generation_accepts_the_draft(tiny_config, tmp_pat
     greedy = target.generate(ids, **kw)
     assisted = target.generate(ids, assistant_model=draft, **kw)
     assert torch.equal(greedy, assisted)
+
+
+def test_self_distillation_trains_on_the_targets_continuations_away_from_prompt_documents(tiny_config, tmp_path):
+    from decodebench.draft import greedy_continuations
+    from decodebench.prompts import select_prompts
+
+    path = distilled_config(tiny_config, tmp_path / "g", teacher="generated", prefix_tokens=6,
+                            exclude_prompt_documents=True)
+    cfg = load_config(path)
+    build_draft(cfg, progress=False)
+    card = card_of(path)
+    target = load_model(cfg["models"]["target"], "cpu", "float32", cfg["resources_dir"])
+    spec = {**cfg["datasets"]["docs"], "seed": 0, "min_tokens": cfg["datasets"]["docs"]["prompt_tokens"]}
+    prompt_docs = {p["source"] for p in select_prompts(spec, target.tokenizer)}
+    assert card["excluded_prompt_documents"] == sorted(prompt_docs) and len(prompt_docs) == 3
+    assert card["corpus"]["train_documents"] + len(card["corpus"]["heldout_documents"]) == 5 - 3
+    assert not prompt_docs & set(card["corpus"]["heldout_documents"])
+    assert "greedy continuations" in card["heldout_agreement_definition"]
+
+    # the continuations are the target's greedy decoding, token by token
+    prefix = torch.tensor([[5, 9, 13, 2, 7, 11]])
+    batched = greedy_continuations(target.model, prefix.repeat(3, 1), 12, batch_size=2, progress=False)
+    ids = prefix
+    with torch.inference_mode():
+        while ids.shape[1] < 12:
+            ids = torch.cat([ids, target.model(ids).logits[:, -1:].float().argmax(-1)], 1)
+    assert (batched == ids).all()
+
+    # the documents left out are part of the draft's identity: another prompt set rebuilds it
+    raw = yaml.safe_load(path.read_text())
+    raw["datasets"]["docs"]["num_prompts"] = 2
+    path.write_text(yaml.safe_dump(raw))
+    _, built = build_draft(load_config(path), progress=False)
+    assert built and len(card_of(path)["excluded_prompt_documents"]) == 2

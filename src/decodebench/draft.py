@@ -15,10 +15,16 @@ seed and thread count:
    the first ``heldout_documents`` are held out for evaluation, the rest train.
 2. Reduced vocabulary: the ``vocab_size`` most frequent token ids of the training documents
    (ties by id), plus the target's special tokens (EOS, BOS, PAD).
+   With ``exclude_prompt_documents``, every document a prompt set of the study (same loader) is
+   cut from is left out first, so the draft never trains on the text it is measured on.
 3. Teacher labels: ``train_sequences`` windows of ``seq_len`` tokens drawn with the seed from
-   the training documents; the target's top-``top_k`` next-token probabilities at every
-   position, computed once and cached under ``<resources>/draft-cache/`` (keyed by target
-   weights, corpus and selection). The held-out windows get the target's argmax.
+   the training documents; with ``teacher: generated`` (self-distillation, as Medusa-2 and
+   EAGLE train their drafters) each window keeps its first ``prefix_tokens`` corpus tokens and
+   the rest is the target's own greedy continuation, the text the draft has to predict at
+   decoding time. The target's top-``top_k`` next-token probabilities at every position,
+   computed once and cached under ``<resources>/draft-cache/`` (keyed by target weights,
+   corpus and selection; generated windows likewise). The held-out windows (continued the same
+   way) get the target's argmax.
 4. Initialisation (``init: target``): input embeddings (frozen) and final norm from the target,
    the output layer from the target's (tied) embedding rows of the reduced vocabulary, and the
    decoder layers from the target layers ``init_layers`` (default the first ``layers``); with
@@ -29,7 +35,8 @@ seed and thread count:
    and renormalised) and the draft's; ``time_budget_s`` optionally stops earlier (recorded;
    not deterministic).
 6. Evaluation: held-out greedy agreement (fraction of positions of the held-out windows, teacher-
-   forced on corpus text, where the draft's full-vocabulary argmax equals the target's), the
+   forced, where the draft's full-vocabulary argmax equals the target's; with ``teacher:
+   generated`` over the continued positions only), the
    coverage (fraction of those target argmax tokens inside the reduced vocabulary: the ceiling
    of agreement), and the single-token decode cost of draft and target measured back-to-back.
 7. Written atomically to ``<resources>/models/<name>/`` (temp dir + rename) with the model card
@@ -61,6 +68,7 @@ from .models import CARD, LoadedModel, load_model, model_dir, weights_sha256
 from .results import atomic_write_text
 
 CACHE_DIR = "draft-cache"
+TEACHERS = ("corpus", "generated")
 
 
 class ReducedVocabLlamaForCausalLM(LlamaForCausalLM):
@@ -120,6 +128,12 @@ class Recipe:
     time_budget_s: float | None = None
     seed: int | None = None  # None: the study's seed
     cost_steps: int = 30  # decode steps timed for the cost ratio
+    # "corpus": windows of corpus text; "generated" (self-distillation): the first prefix_tokens
+    # of each window, continued by the target's own greedy decoding to seq_len tokens
+    teacher: str = "corpus"
+    prefix_tokens: int = 32
+    # leave out of training every document a prompt set of the study (same loader) is cut from
+    exclude_prompt_documents: bool = False
 
 
 def parse_recipe(raw: dict, where: str, default_seed: int) -> Recipe:
@@ -132,6 +146,11 @@ def parse_recipe(raw: dict, where: str, default_seed: int) -> Recipe:
         recipe.seed = default_seed
     if recipe.init not in {"target", "random"}:
         raise ValueError(f"{where}.init: expected 'target' or 'random', got {recipe.init!r}")
+    if recipe.teacher not in TEACHERS:
+        raise ValueError(f"{where}.teacher: expected one of {', '.join(TEACHERS)}, got {recipe.teacher!r}")
+    if recipe.teacher == "generated" and not 1 <= recipe.prefix_tokens < recipe.seq_len:
+        raise ValueError(f"{where}.prefix_tokens: expected 1 <= prefix_tokens < seq_len ({recipe.seq_len}), "
+                         f"got {recipe.prefix_tokens!r}")
     return recipe
 
 
@@ -147,10 +166,12 @@ class CorpusSplit:
     sha256: str  # over (doc id, token ids) of every document, in loader order
 
 
-def split_corpus(recipe: Recipe, tokenizer) -> CorpusSplit:
+def split_corpus(recipe: Recipe, tokenizer, exclude: frozenset[str] = frozenset()) -> CorpusSplit:
+    """Tokenized corpus documents (those in `exclude` left out), shuffled and split."""
     from .prompts import documents
 
-    docs = [(doc_id, tokenizer(text, add_special_tokens=False)["input_ids"]) for doc_id, text in documents(recipe.corpus)]
+    docs = [(doc_id, tokenizer(text, add_special_tokens=False)["input_ids"])
+            for doc_id, text in documents(recipe.corpus) if doc_id not in exclude]
     docs = [(d, ids) for d, ids in docs if len(ids) > recipe.seq_len + 1]
     if len(docs) <= recipe.heldout_documents:
         raise ValueError(f"draft corpus {recipe.corpus}: {len(docs)} documents longer than seq_len "
@@ -200,9 +221,46 @@ def teacher_topk(target, windows: torch.Tensor, k: int, batch_size: int = 8, pro
     return torch.cat(probs), torch.cat(ids)
 
 
+@torch.inference_mode()
+def greedy_continuations(target, prefixes: torch.Tensor, length: int, batch_size: int = 16,
+                         progress: bool = True) -> torch.Tensor:
+    """Each prefix [n, p] continued by the target's greedy decoding (argmax over float32 logits,
+    EOS an ordinary token) to `length` tokens. -> [n, length]"""
+    from tqdm import tqdm
+    from transformers import DynamicCache
+
+    out = []
+    for i in tqdm(range(0, len(prefixes), batch_size), desc="draft: target continuations", disable=not progress,
+                  unit="batch"):
+        ids = prefixes[i:i + batch_size]
+        cache = DynamicCache(config=target.config)
+        logits = target(ids, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+        seq = [ids]
+        for step in range(length - ids.shape[1]):
+            token = logits.float().argmax(-1, keepdim=True)  # [b, 1]
+            seq.append(token)
+            if step < length - ids.shape[1] - 1:
+                logits = target(token, past_key_values=cache, use_cache=True).logits[:, -1]
+        out.append(torch.cat(seq, 1))
+    return torch.cat(out)
+
+
+def prompt_documents(cfg: dict, corpus: dict, tokenizer) -> frozenset[str]:
+    """The documents every prompt set of the study with the corpus's loader is cut from."""
+    from .prompts import select_prompts
+
+    out = set()
+    for spec in cfg.get("datasets", {}).values():
+        if spec.get("loader") != corpus.get("loader") or spec.get("path") != corpus.get("path"):
+            continue
+        spec = {"seed": cfg.get("seed", 0), "min_tokens": spec["prompt_tokens"], **spec}
+        out |= {p["source"] for p in select_prompts(spec, tokenizer)}
+    return frozenset(out)
+
+
 def _cached(path: Path, compute):
     if path.exists():
-        return torch.load(path)
+        return torch.load(path, weights_only=True)
     value = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -310,13 +368,16 @@ def train(draft, recipe: Recipe, windows: torch.Tensor, probs: torch.Tensor, ids
 
 
 @torch.inference_mode()
-def greedy_agreement(draft, windows: torch.Tensor, target_argmax: torch.Tensor, batch_size: int = 8) -> float:
-    """Fraction of positions of `windows` [n, s] (teacher-forced) where the draft's argmax over the
-    full vocabulary equals `target_argmax` [n, s]."""
-    hits = 0
+def greedy_agreement(draft, windows: torch.Tensor, target_argmax: torch.Tensor, positions: slice = slice(None),
+                     batch_size: int = 8) -> float:
+    """Fraction of `positions` of `windows` [n, s] (teacher-forced) where the draft's argmax over
+    the full vocabulary equals `target_argmax` [n, s]."""
+    hits, total = 0, 0
     for i in range(0, len(windows), batch_size):
-        hits += int((draft(windows[i:i + batch_size]).logits.argmax(-1) == target_argmax[i:i + batch_size]).sum())
-    return hits / target_argmax.numel()
+        same = draft(windows[i:i + batch_size]).logits.argmax(-1) == target_argmax[i:i + batch_size]
+        hits += int(same[:, positions].sum())
+        total += same[:, positions].numel()
+    return hits / total
 
 
 @torch.inference_mode()
@@ -351,8 +412,12 @@ def step_cost(draft, target, prompt: torch.Tensor, steps: int, rounds: int = 3) 
 # ---------------------------------------------------------------- build
 
 
-def recipe_sha256(recipe: Recipe, target_identity: dict) -> str:
-    return canonical_hash({"recipe": dataclasses.asdict(recipe), "target": target_identity["weights_sha256"]})
+def recipe_sha256(recipe: Recipe, target_identity: dict, exclude: frozenset[str] = frozenset()) -> str:
+    """What the draft depends on: the recipe, the target's weights and the documents left out."""
+    identity = {"recipe": dataclasses.asdict(recipe), "target": target_identity["weights_sha256"]}
+    if exclude:
+        identity["excluded_documents"] = sorted(exclude)
+    return canonical_hash(identity)
 
 
 def build_draft(cfg: dict, progress: bool = True, force: bool = False) -> tuple[Path, bool]:
@@ -367,11 +432,13 @@ def build_draft(cfg: dict, progress: bool = True, force: bool = False) -> tuple[
     if cfg.get("threads"):
         torch.set_num_threads(cfg["threads"])
     target = load_model(cfg["models"]["target"], "cpu", "float32", resources)
-    digest = recipe_sha256(recipe, target.identity)
+    exclude = (prompt_documents(cfg, recipe.corpus, target.tokenizer) if recipe.exclude_prompt_documents
+               else frozenset())
+    digest = recipe_sha256(recipe, target.identity, exclude)
     out = model_dir(spec, resources)
     if not force and (out / CARD).exists() and json.loads((out / CARD).read_text()).get("recipe_sha256") == digest:
         return out, False
-    card = distil(target, recipe, resources, out, spec["name"], digest, spec["distilled"], progress)
+    card = distil(target, recipe, resources, out, spec["name"], digest, spec["distilled"], progress, exclude)
     if progress:
         print(f"draft {spec['name']}: agreement {card['heldout_greedy_agreement']:.3f}, "
               f"cost {card['cost_ratio']:.3f} of a target step, {card['training']['wall_time_s']:.0f} s training")
@@ -390,16 +457,27 @@ class TeacherData:
     teacher_s: float  # time spent labelling (0 when cached)
 
 
-def teacher_data(target: LoadedModel, recipe: Recipe, resources: Path, progress: bool = True) -> TeacherData:
+def teacher_data(target: LoadedModel, recipe: Recipe, resources: Path, progress: bool = True,
+                 exclude: frozenset[str] = frozenset()) -> TeacherData:
     """Steps 1-3: split, reduced vocabulary, windows and the target's labels (cached under
-    ``<resources>/draft-cache/``, keyed by target weights, corpus, windows and top_k)."""
+    ``<resources>/draft-cache/``, keyed by target weights, corpus, windows and top_k). With
+    ``teacher: generated`` the windows (training and held-out) are the target's own greedy
+    continuations of their first ``prefix_tokens`` corpus tokens (cached likewise)."""
     tok, tmodel = target.tokenizer, target.model
-    split = split_corpus(recipe, tok)
+    split = split_corpus(recipe, tok, exclude)
     special = [tmodel.config.eos_token_id, tmodel.config.bos_token_id, tmodel.config.pad_token_id]
     vocab_ids = reduced_vocabulary(split.train, recipe.vocab_size, tmodel.config.vocab_size, special)
     windows = sample_windows(split.train, recipe.train_sequences, recipe.seq_len, recipe.seed)
     eval_windows = sample_windows(split.heldout, recipe.eval_sequences, recipe.seq_len, recipe.seed + 1)
     weights = target.identity["weights_sha256"]
+    if recipe.teacher == "generated":
+        def continued(w: torch.Tensor, what: str) -> torch.Tensor:
+            key = canonical_hash({"target": weights, "prefixes": canonical_hash(w[:, :recipe.prefix_tokens].tolist()),
+                                  "length": recipe.seq_len})
+            return _cached(resources / CACHE_DIR / f"generated-{what}-{key[:16]}.pt",
+                           lambda: greedy_continuations(tmodel, w[:, :recipe.prefix_tokens], recipe.seq_len,
+                                                        progress=progress))
+        windows, eval_windows = continued(windows, "train"), continued(eval_windows, "eval")
     key = canonical_hash({"target": weights, "corpus": split.sha256, "windows": canonical_hash(windows.tolist()),
                           "k": recipe.top_k})
     ekey = canonical_hash({"target": weights, "windows": canonical_hash(eval_windows.tolist())})
@@ -412,18 +490,19 @@ def teacher_data(target: LoadedModel, recipe: Recipe, resources: Path, progress:
 
 
 def distil(target: LoadedModel, recipe: Recipe, resources: Path, out: Path, name: str, digest: str,
-           distilled: dict, progress: bool = True) -> dict:
+           distilled: dict, progress: bool = True, exclude: frozenset[str] = frozenset()) -> dict:
     """Steps 1-7 of the module docstring; returns the model card."""
     t_start = time.perf_counter()
     deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     try:
         tok, tmodel = target.tokenizer, target.model
-        data = teacher_data(target, recipe, resources, progress)
+        data = teacher_data(target, recipe, resources, progress, exclude)
         split, vocab_ids, windows, eval_windows = data.split, data.vocab_ids, data.windows, data.eval_windows
         draft = make_draft(tmodel, recipe, vocab_ids)
         training = train(draft, recipe, windows, data.probs, data.ids, progress)
-        agreement = greedy_agreement(draft, eval_windows, data.target_argmax)
+        positions = slice(recipe.prefix_tokens - 1, None) if recipe.teacher == "generated" else slice(None)
+        agreement = greedy_agreement(draft, eval_windows, data.target_argmax, positions)
         coverage = float(torch.isin(data.target_argmax, vocab_ids).float().mean())
     finally:
         torch.use_deterministic_algorithms(deterministic)
@@ -449,9 +528,13 @@ def distil(target: LoadedModel, recipe: Recipe, resources: Path, out: Path, name
                    "train_tokens_labelled": int(windows.numel())},
         "training": {**training, "teacher_labels_s": data.teacher_s, "threads": torch.get_num_threads()},
         "heldout_greedy_agreement": agreement,
-        "heldout_agreement_definition": (f"teacher-forced on {recipe.eval_sequences} held-out corpus windows "
-                                         f"of {recipe.seq_len} tokens: fraction of positions where the draft's "
-                                         "argmax equals the target's"),
+        "heldout_agreement_definition": (
+            f"teacher-forced on {recipe.eval_sequences} held-out corpus windows of {recipe.seq_len} tokens: "
+            "fraction of positions where the draft's argmax equals the target's" if recipe.teacher == "corpus" else
+            f"teacher-forced on the target's greedy continuations of {recipe.eval_sequences} held-out corpus "
+            f"prefixes of {recipe.prefix_tokens} tokens to {recipe.seq_len}: fraction of the continued positions "
+            "where the draft's argmax equals the target's (the target's next token there)"),
+        "excluded_prompt_documents": sorted(exclude),
         "heldout_vocab_coverage": coverage,
         **cost,
         "build_wall_time_s": time.perf_counter() - t_start,
