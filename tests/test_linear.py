@@ -155,3 +155,43 @@ def test_linear_without_draft_is_an_error(models):
     target, _, tok = models["llama"]
     with pytest.raises(ValueError, match="needs a draft"):
         run_method("linear", target, encode(tok, PROMPTS[0]), 4)
+
+
+def test_lookup_finds_the_first_earlier_occurrence_of_the_longest_suffix():
+    from decodebench.methods.linear import lookup
+
+    seq = [1, 2, 3, 9, 2, 3, 4, 1, 2, 3]
+    assert lookup(seq, 3, 10) == [9, 2, 3, 4, 1, 2, 3]  # [1, 2, 3] at 0
+    assert lookup(seq, 3, 2) == [9, 2]
+    assert lookup([5, 6, 7, 6], 2, 10) == [7, 6]  # [7, 6] never occurred before: the 1-gram [6]
+    assert lookup([5, 6, 7], 3, 10) == []
+    assert lookup(seq, 0, 10) == []
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("draft_kind", ["small", "noisy"])
+def test_linear_with_lookup_equals_ar_and_skips_the_draft_when_lookup_proposes(models, arch, draft_kind):
+    target, drafts, tok = models[arch]
+    events = []  # "D": a draft forward, "T": the target's verification forward that ends a round
+    handles = [drafts[draft_kind].register_forward_hook(lambda *a: events.append("D")),
+               target.register_forward_hook(lambda *a: events.append("T"))]
+    try:
+        looked_up = 0
+        for text in PROMPTS + ["a b c a b c a b c a b c a b c"]:
+            ids = encode(tok, text)
+            ar, _ = run_method("ar", target, ids, 20)
+            events.clear()
+            out, _ = run_method("linear", target, ids, 20, draft=drafts[draft_kind],
+                                params={"k": 3, "lookup": 2, "lookup_tokens": 5})
+            assert out.new_ids == ar.new_ids
+            check_stats(out.stats, 20)
+            per_round = [len(r) for r in "".join(events).split("T")[:-1]]  # draft forwards of each round
+            assert len(per_round) == out.stats["rounds"]
+            for forwards, proposed in zip(per_round, out.stats["proposed_per_round"]):
+                assert forwards in (0, proposed) and proposed <= 5  # looked up (no draft) or drafted
+                assert proposed <= 3 or forwards == 0
+                looked_up += forwards == 0 and proposed > 0
+        assert looked_up > 0
+    finally:
+        for h in handles:
+            h.remove()

@@ -29,6 +29,13 @@ target) is an argmax over float32 logits.
 Statistics per round (``methods.speculative.Round``): proposed = depth = k_r, accepted = draft
 tokens committed (a, or fewer when an EOS cut the commit). Without an EOS cut,
 new tokens = sum(accepted) + rounds. The draft's logits must cover the target's vocabulary.
+
+Lookup, then model (``lookup`` = n > 0, ``lookup_tokens`` = L, default off): each round first
+tries prompt lookup on seq (the last n, n-1, ..., 1 tokens; the first earlier occurrence; the up
+to min(L, remaining_budget - 1) tokens that followed it, as transformers' prompt lookup does);
+when it finds some, they are the round's drafts and the draft model does not run (its cache
+catches up in its next round); otherwise the draft model proposes k tokens. Verification and
+acceptance are unchanged, so the output still equals greedy AR's.
 """
 
 from __future__ import annotations
@@ -46,10 +53,25 @@ from .speculative import Round
 @dataclass
 class LinearParams:
     k: int = 4  # draft tokens proposed per round
+    lookup: int = 0  # > 0: try prompt lookup with n-grams of this size down to 1 before the draft model
+    lookup_tokens: int = 10  # at most this many looked-up tokens per round
 
     def validate(self) -> None:
-        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
-            raise ValueError(f"k must be an integer >= 1, got {self.k!r}")
+        for name, least in (("k", 1), ("lookup", 0), ("lookup_tokens", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+
+
+def lookup(seq: list[int], max_ngram: int, max_tokens: int) -> list[int]:
+    """Prompt lookup: for n = max_ngram down to 1, the tokens that followed the first earlier
+    occurrence of the last n tokens of `seq` (at most `max_tokens`); [] when none occurs."""
+    for n in range(min(max_ngram, len(seq) - 1), 0, -1):
+        tail = seq[-n:]
+        for start in range(len(seq) - n):
+            if seq[start:start + n] == tail:
+                return seq[start + n:start + n + max_tokens]
+    return []
 
 
 def _vocab_size(model) -> int:
@@ -85,9 +107,15 @@ def generate(ctx: GenContext) -> GenerationOutput:
     new_ids: list[int] = []
     done = False
     while not done:
-        k = min(ctx.params.k, budget.max_new_tokens - len(new_ids) - 1)
+        room = budget.max_new_tokens - len(new_ids) - 1
         with ctx.phase("draft"):
-            drafts = propose(draft, draft_cache, seq, k, vocab_size)  # [1, k]
+            found = lookup(seq[0].tolist(), ctx.params.lookup, min(ctx.params.lookup_tokens, room)) \
+                if ctx.params.lookup and room > 0 else []
+            if found:  # the draft model does not run; its cache catches up in its next round
+                drafts = seq.new_tensor([found])  # [1, k]
+            else:
+                drafts = propose(draft, draft_cache, seq, min(ctx.params.k, room), vocab_size)  # [1, k]
+            k = drafts.shape[1]
         with ctx.phase("verify"):
             fed = torch.cat([seq[:, cache_length(target_cache):], drafts], dim=1)  # [1, m + k]
             logits = target(input_ids=fed, past_key_values=target_cache, use_cache=True,
