@@ -266,8 +266,8 @@ def test_paper_config_plans_one_gpu_job_per_experiment_dataset_method(workspace)
     ws, _ = workspace
     out = dry_run(ws, ["--configfile", "config/paper.yaml"])
     # 12 (main) + 8 (memory) + 12 (length) + 9 (prompt_length) + 1 + 36 + 4 (sweep)
-    # + 8 (ablation) + 12 (multisample)
-    assert re.search(r"^benchmark\s+102$", out, re.M), out[-2500:]
+    # + 8 (ablation) + 15 (multisample)
+    assert re.search(r"^benchmark\s+105$", out, re.M), out[-2500:]
     assert "results/raw/paper/sweep/wikitext/tree_d4_b3_tau0.05.json" in out
     assert "gpu=1" in out
 
