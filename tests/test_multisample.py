@@ -264,7 +264,7 @@ def multisample_config(tiny_config, tmp_path, methods=None):
     cfg["protocol"]["num_samples"] = 4
     cfg["protocol"]["max_new_tokens"] = 6
     cfg["experiments"]["multisample"] = {
-        "baseline": "naive", "datasets": ["docs"],
+        "baseline": "naive", "datasets": ["docs"], "protocol": {"reference_samples": 8},
         "methods": methods or {"naive": {"method": "naive"}, "naive_batched": {"method": "naive_batched"},
                                "shared_prefill": {"method": "shared_prefill"},
                                "eab": {"method": "eab", "cache": "both", "params": {"entropy_threshold": 0.5}}},
@@ -313,7 +313,7 @@ def test_cache_goes_with_method_eab_only(tiny_config, tmp_path, bad):
 
 def test_run_job_for_each_method(tiny_config, tmp_path):
     cfg = load_config(multisample_config(tiny_config, tmp_path))
-    hashes = {}
+    hashes, quality = {}, {}
     for method in METHODS:
         out = tmp_path / f"{method}.json"
         harness.run_job(cfg, "multisample", "docs", method, out=out, progress=False)
@@ -326,11 +326,25 @@ def test_run_job_for_each_method(tiny_config, tmp_path):
             assert r["token_steps"] > 0 and r["final_paths"] >= 1
             assert r["peak_memory_overhead_mb"] >= 0
         hashes[method] = [r["output_sha256"] for r in result["records"]]
+        quality[method] = [{k: r[k] for k in ("distinct_1", "distinct_2", "self_bleu", "sample_logprob_mean",
+                                              "sample_logprob_std", "nll_per_token", "nll_per_token_reference",
+                                              "nll_per_token_error")} for r in result["records"]]
+        assert result["protocol"]["reference_samples"] == 8
+        for r in result["records"]:
+            assert r["nll_per_token"] == pytest.approx(-sum(r["extra"]["sample_logprob"]) / r["new_tokens"])
+            assert r["nll_per_token_error"] == pytest.approx(r["nll_per_token"] - r["nll_per_token_reference"])
         if method.startswith("eab"):
             assert result["method"]["params"] == {"entropy_threshold": 0.5, "branch_factor": 3, "max_paths": None}
     assert hashes["eab_deepcopy"] == hashes["eab_shared_prefix"]
     assert hashes["naive"] == hashes["naive_batched"] == hashes["shared_prefill"]
     assert hashes["naive"] != hashes["eab_shared_prefix"]
+    # one reference per prompt, whichever method's job drew it (fixed seed, fixed sample indices)
+    references = {m: [q["nll_per_token_reference"] for q in quality[m]] for m in METHODS}
+    assert all(ref == references["naive"] for ref in references.values())
+    assert all(ref > 0 for ref in references["naive"])
+    for method in ("naive_batched", "shared_prefill"):  # the same samples: the same quality, up to rounding
+        for got, want in zip(quality[method], quality["naive"]):
+            assert got == pytest.approx(want, abs=1e-4)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -381,7 +395,12 @@ def test_multisample_results_pass_the_result_rules(tiny_config, tmp_path):
     methods = ["naive", "eab_deepcopy", "eab_shared_prefix"]
     root = tmp_path / "ws"
     outs = {m: root / "results" / "raw" / "tiny" / "main" / "docs" / f"{m}.json" for m in methods}
-    run_group(cfg, "main", "docs", methods, outs, progress=False)
+    results = run_group(cfg, "main", "docs", methods, outs, progress=False)
+    for result in results.values():  # no protocol.reference_samples: quality without a reference
+        assert result["protocol"]["reference_samples"] is None
+        for r in result["records"]:
+            assert r["nll_per_token"] > 0 and 0 < r["distinct_1"] <= 1 and r["self_bleu"] is not None
+            assert r["nll_per_token_reference"] is None and r["nll_per_token_error"] is None
     report = check_paths([root / "results" / "raw"], cfg=cfg, root=root, regenerate_prompts=False,
                          cv_threshold=10.0)  # a tiny model's timing noise is not under test
     bad = [f for f in report.findings if f.severity == "error"]
