@@ -239,7 +239,7 @@ def test_a_job_run_like_a_remote_executor_plans_with_its_config_alone(workspace)
     assert proc.returncode != 0 and "the config differs from" in out and "test.yaml" in out, out[-2000:]
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "multisample_sweeps.yaml"])
 def test_shipped_configs_validate(name):
     from decodebench.config import check_references, expand_config, validate_config
 
@@ -250,7 +250,7 @@ def test_shipped_configs_validate(name):
     check_references(expanded, path)
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "multisample_sweeps.yaml"])
 def test_every_job_of_the_shipped_configs_resolves(name):
     """Method names and parameters are only checked when a job is resolved: a parameter the
     method does not know would otherwise surface hours into a cluster run."""

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from decodebench.quality import bleu, distinct_n, reference_error, sample_quality, self_bleu
+from decodebench.quality import bleu, distinct_n, identical_samples, reference_error, sample_quality, self_bleu
 
 
 def test_distinct_n_pools_the_samples():
@@ -52,3 +52,14 @@ def test_sample_quality_and_reference_error():
     assert one["sample_logprob_std"] is None and one["self_bleu"] is None
     with pytest.raises(ValueError, match="2 samples but 1 log-probabilities"):
         sample_quality([[1], [2]], [-1.0])
+
+
+def test_identical_samples_compares_sample_by_sample_per_prompt_and_repeat():
+    a = [{"prompt_index": 0, "repeat": 0, "sample_sha256": ["x", "y", "z"]},
+         {"prompt_index": 1, "repeat": 0, "sample_sha256": ["u", "v", "w"]},
+         {"prompt_index": 2, "repeat": 0, "sample_sha256": ["p"]}]  # no counterpart: not compared
+    b = [{"prompt_index": 1, "repeat": 0, "sample_sha256": ["u", "V", "w"]},
+         {"prompt_index": 0, "repeat": 0, "sample_sha256": ["x", "y", "Z"]},
+         {"prompt_index": 0, "repeat": 1, "sample_sha256": ["q", "q", "q"]}]
+    assert identical_samples(a, b) == (4, 6)
+    assert identical_samples(a, []) == (0, 0)

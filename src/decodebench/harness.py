@@ -118,6 +118,7 @@ def _record(index: int, repeat: int, prompt: dict, output, m, ctx: GenContext, s
         "output_sha256": ids_sha256(output.new_ids if output.samples is None
                                     else [t for s in output.samples for t in s]),
         "output_ids": list(output.new_ids) if spec.greedy and output.samples is None else None,
+        "sample_sha256": None if output.samples is None else [ids_sha256(sample) for sample in output.samples],
         "telemetry": m.telemetry,
     }
     record.update(output.stats)

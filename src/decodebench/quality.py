@@ -97,3 +97,17 @@ def reference_error(record: dict, reference_nll: float | None) -> dict:
     estimate = record.get("nll_per_token")
     error = None if estimate is None or reference_nll is None else estimate - reference_nll
     return {"nll_per_token_reference": reference_nll, "nll_per_token_error": error}
+
+
+def identical_samples(records: list[dict], other: list[dict]) -> tuple[int, int]:
+    """(identical, compared): samples with the same ids in two results' records of the same
+    (prompt, repeat), sample by sample (``sample_sha256``); e.g. two KV stores in bf16."""
+    theirs = {(r["prompt_index"], r["repeat"]): r.get("sample_sha256") for r in other}
+    same = total = 0
+    for r in records:
+        mine, match = r.get("sample_sha256"), theirs.get((r["prompt_index"], r["repeat"]))
+        if mine is None or match is None:
+            continue
+        total += max(len(mine), len(match))
+        same += sum(a == b for a, b in zip(mine, match))
+    return same, total
