@@ -1,94 +1,172 @@
-"""Multi-sample benchmark: naive vs naive_batched vs EAB (original and cow) vs prompt length.
+"""Multi-sample benchmark: the ladder from naive sampling to EAB, through the harness, vs prompt length.
 
-    PYTHONPATH=src python benchmarks/multisample.py                       # N=20, 64..512 tokens
-    PYTHONPATH=src python benchmarks/multisample.py --prompt-lengths 64 --num-samples 4 --max-new-tokens 8
+    python benchmarks/multisample.py --resources-dir /path/to/resources          # the config's experiment
+    python benchmarks/multisample.py --resources-dir /path/to/resources \\
+        --prompt-lengths 64 512 --num-samples 20 --max-new-tokens 32 --dtype bfloat16 --out-dir bench-bf16
 
-For each prompt length, one Gutenberg prompt (the embedded corpus, same selection as the
-pipeline's) is run by every method with the same seed, each measured by the pipeline's
-tracker (wall time; true peak memory overhead over the pre-generation baseline). Printed per
-method: wall time, token-steps, KV bytes held at peak (structural), peak memory overhead, and
-relative to naive: time speedup (naive time / method time) and memory ratio (naive peak
-overhead / method peak overhead; > 1: the method needs less). One warmup generation per
-method runs first (unmeasured). Timings are only as good as the machine is quiet.
+Runs the `multisample` experiment of --config (default config/config.yaml: naive, naive
+batched, shared prefill, EAB with each KV store) with the overrides given, through the
+pipeline's harness (``harness.run_group``: models loaded once, warmups, every configuration
+measured interleaved prompt by prompt, the tracker's true peak memory). Every number printed
+comes from the result files it writes to --out-dir (default: a new temporary directory),
+``results/raw/<study>/multisample/<dataset>_p<L>/<method>.json`` under it, next to the config
+it ran (``config.yaml``) and the aggregated table (``multisample.csv``, as the pipeline's
+aggregation makes it), so each figure can be traced to its run.
+
+Printed per prompt length and method: wall time, the paired speedup vs naive with its 95 %
+interval, token-steps, KV bytes held at peak (computed), peak memory overhead and its ratio to
+naive's, and the samples' quality (decodebench.quality): distinct-2, self-BLEU and the error of
+the NLL-per-token estimate against the independent reference sample (``--reference-samples``).
+Then the fraction of identical samples, sample by sample, between the two EAB stores and
+between each independent sampler and naive: exact in float32 (tested), measured and reported,
+not assumed, in half precision. Timings are only as good as the machine is quiet.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import statistics
+import sys
+import tempfile
+from pathlib import Path
 
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+import yaml
 
-from decodebench.harness import set_seed
-from decodebench.measurement import MB, Tracker
-from decodebench.methods import Budget, GenContext, get_method
-from decodebench.prompts import select_prompts
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
 
-DEFAULT_MODEL = "/work/main/resources/models/smollm2-135m-instruct"
-METHODS = ["naive", "naive_batched", "eab_original", "eab_cow"]
+from decodebench.analysis import aggregate_experiment, write_table  # noqa: E402
+from decodebench.config import load_config  # noqa: E402
+from decodebench.harness import run_group  # noqa: E402
+from decodebench.layout import result_path  # noqa: E402
+from decodebench.measurement import MB  # noqa: E402
+from decodebench.quality import identical_samples  # noqa: E402
 
-
-def measure(method: str, model, ids: torch.Tensor, args, tracker: Tracker) -> dict:
-    spec = get_method(method)
-    params = spec.make_params({"entropy_threshold": args.entropy_threshold, "branch_factor": args.branch_factor}
-                              if method.startswith("eab") else {})
-    budget = Budget(args.max_new_tokens, None)  # EOS disabled: every sample has max_new_tokens
-    set_seed(args.seed)
-    with tracker.measure() as m:
-        ctx = GenContext(target=model, draft=None, prompt_ids=ids, budget=budget, params=params, clock=m,
-                         seed=args.seed, num_samples=args.num_samples, temperature=args.temperature)
-        out = spec.generate(ctx)
-    return {"wall_time_s": m.wall_time_s, "overhead_mb": m.peak_memory_overhead_mb, "exact": m.memory_exact,
-            "token_steps": out.stats["token_steps"], "kv_mb": out.stats["extra"]["kv_computed_peak_bytes"] / MB,
-            "branch_points": out.stats["branch_points"], "final_paths": out.stats["final_paths"],
-            "new_tokens": out.num_new_tokens}
+EXPERIMENT = "multisample"
+# (method, compared with): the claims of sample equality the benchmark measures
+SAME_SAMPLES = (("eab_shared_prefix", "eab_deepcopy"), ("naive_batched", "naive"), ("shared_prefill", "naive"))
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=DEFAULT_MODEL, help="local model directory (default: the embedded SmolLM2)")
-    p.add_argument("--num-samples", type=int, default=20)
-    p.add_argument("--prompt-lengths", type=int, nargs="+", default=[64, 128, 256, 512])
-    p.add_argument("--max-new-tokens", type=int, default=32)
-    p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
-    p.add_argument("--entropy-threshold", type=float, default=0.25)
-    p.add_argument("--branch-factor", type=int, default=3)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None)
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if "naive" not in args.methods:
-        p.error("--methods must include naive (the baseline of the ratios)")
+def bench_config(args) -> dict:
+    """The study config: --config's multisample experiment with the command line's overrides."""
+    cfg = yaml.safe_load(Path(args.config).read_text())  # as written: load_config expands it once, below
+    if EXPERIMENT not in cfg.get("experiments", {}):
+        raise SystemExit(f"{args.config}: no experiment '{EXPERIMENT}' (defined: {', '.join(cfg.get('experiments', {}))})")
+    exp = cfg["experiments"][EXPERIMENT]
+    cfg["study"] = args.study
+    if args.resources_dir:
+        cfg["resources_dir"] = str(Path(args.resources_dir).resolve())
+    for key in ("dtype", "threads"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    protocol = dict(exp.get("protocol", {}))
+    for key in ("num_samples", "max_new_tokens", "temperature", "reference_samples", "repeats"):
+        if getattr(args, key) is not None:
+            protocol[key] = getattr(args, key)
+    exp["protocol"] = protocol
+    if args.prompt_lengths:
+        exp["prompt_lengths"] = args.prompt_lengths
+    dataset = args.dataset or exp["datasets"][0]
+    if dataset not in exp["datasets"]:
+        raise SystemExit(f"--dataset: '{dataset}' is not a dataset of the experiment (it has: {', '.join(exp['datasets'])})")
+    exp["datasets"] = [dataset]
+    cfg["datasets"] = {dataset: cfg["datasets"][dataset]}
+    if args.limit:
+        cfg["datasets"][dataset]["num_prompts"] = args.limit
+    if args.methods:
+        unknown = sorted(set(args.methods) - set(exp["methods"]))
+        if unknown:
+            raise SystemExit(f"--methods: {', '.join(unknown)} not in the experiment (it has: {', '.join(exp['methods'])})")
+        exp["methods"] = {m: s for m, s in exp["methods"].items() if m in args.methods or m == exp["baseline"]}
+    eab = {k: v for k, v in (("entropy_threshold", args.entropy_threshold), ("branch_factor", args.branch_factor))
+           if v is not None}
+    for spec in exp["methods"].values():
+        if spec["method"].startswith("eab") and eab:
+            spec["params"] = {**spec.get("params", {}), **eab}
+    cfg["experiments"] = {EXPERIMENT: exp}
+    return cfg
 
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    tracker = Tracker("cpu")
-    print(f"# {args.model} | N={args.num_samples} | max_new_tokens={args.max_new_tokens} | "
-          f"entropy_threshold={args.entropy_threshold} branch_factor={args.branch_factor} | "
-          f"{platform.processor() or platform.machine()}, torch threads={torch.get_num_threads()} | "
-          f"memory: {tracker.memory_kind}{'' if tracker.memory_exact else ' (sampled, inexact)'}")
-    print(f"{'prompt':>6} {'method':<14} {'wall_s':>8} {'speedup':>8} {'tok_steps':>9} {'branches':>8} "
-          f"{'paths':>5} {'kv_mb':>8} {'overhead_mb':>11} {'mem_ratio':>9}")
-    warm = set()
-    for length in args.prompt_lengths:
-        spec = {"loader": "gutenberg", "num_prompts": 1, "prompt_tokens": length, "seed": args.seed}
-        ids = torch.tensor([select_prompts(spec, tokenizer)[0]["input_ids"]])
-        rows = {}
-        for method in args.methods:
-            if method not in warm:
-                measure(method, model, ids, args, tracker)
-                warm.add(method)
-            rows[method] = measure(method, model, ids, args, tracker)
-        base = rows["naive"]
-        for method, r in rows.items():
-            ratio = base["overhead_mb"] / r["overhead_mb"] if r["overhead_mb"] > 0 else float("nan")
-            print(f"{length:>6} {method:<14} {r['wall_time_s']:>8.2f} {base['wall_time_s'] / r['wall_time_s']:>8.2f} "
-                  f"{r['token_steps']:>9} {r['branch_points']:>8} {r['final_paths']:>5} {r['kv_mb']:>8.1f} "
-                  f"{r['overhead_mb']:>11.1f} {ratio:>9.2f}", flush=True)
+
+def fmt(value, spec=".2f") -> str:
+    return "-" if value is None or value != value else format(value, spec)
+
+
+def mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.fmean(values) if values else None
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=str(ROOT / "config" / "config.yaml"))
+    p.add_argument("--study", default="bench_multisample", help="study name of the result files")
+    p.add_argument("--dataset", help="a dataset of the experiment (default: its first)")
+    p.add_argument("--resources-dir", help="override the config's resources_dir (where models are materialised)")
+    p.add_argument("--prompt-lengths", type=int, nargs="+")
+    p.add_argument("--limit", type=int, help="prompts per prompt length (the dataset's num_prompts)")
+    p.add_argument("--num-samples", dest="num_samples", type=int)
+    p.add_argument("--max-new-tokens", dest="max_new_tokens", type=int)
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--reference-samples", dest="reference_samples", type=int)
+    p.add_argument("--repeats", type=int)
+    p.add_argument("--entropy-threshold", type=float, help="every EAB configuration's entropy_threshold")
+    p.add_argument("--branch-factor", type=int, help="every EAB configuration's branch_factor")
+    p.add_argument("--methods", nargs="+", help="only these configurations of the experiment (the baseline always runs)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--threads", type=int)
+    p.add_argument("--out-dir", help="where the result files go (default: a new temporary directory)")
+    args = p.parse_args(argv)
+
+    cfg = bench_config(args)
+    out_dir = Path(args.out_dir or tempfile.mkdtemp(prefix="multisample-bench-")).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config_path = out_dir / "config.yaml"
+    config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    cfg = load_config(config_path)
+    exp = cfg["experiments"][EXPERIMENT]
+    methods = list(exp["methods"])
+    print(f"results: {out_dir}", file=sys.stderr)
+
+    results = []
+    for dataset in exp["datasets"]:
+        outs = {m: out_dir / result_path(cfg["study"], EXPERIMENT, dataset, m) for m in methods}
+        group = run_group(cfg, EXPERIMENT, dataset, methods, outs,
+                          prompts_path=out_dir / f"{dataset}.prompts.jsonl", progress=True)
+        results += group.values()
+    table = aggregate_experiment(cfg, EXPERIMENT, results)
+    write_table(table, out_dir / "multisample.csv")
+
+    first = results[0]
+    proto = first["protocol"]
+    print(f"# {first['models']['target']['name']} {first['environment'].get('dtype', cfg['dtype'])} | "
+          f"N={proto['num_samples']} max_new_tokens={proto['max_new_tokens']} temperature="
+          f"{exp['protocol'].get('temperature', 1.0)} reference_samples={proto.get('reference_samples')} | "
+          f"prompts per length: {proto['prompts_measured']} | torch threads {cfg.get('threads')}")
+    by = {(r["dataset"]["name"], r["method"]["name"]): r for r in results}
+    print(f"{'prompt':>6} {'method':<18} {'wall_s':>7} {'speedup [95% CI]':>20} {'tok_steps':>9} {'kv_mb':>7} "
+          f"{'overhead_mb':>11} {'ovh_ratio':>9} {'distinct2':>9} {'selfbleu':>8} {'nll_err':>8}")
+    for row in table.to_dict("records"):
+        recs = by[(row["dataset"], row["method"])]["records"]
+        interval = "" if row.get("speedup_low") is None or row["speedup_low"] != row["speedup_low"] else \
+            f" [{fmt(row['speedup_low'])}, {fmt(row['speedup_high'])}]"
+        print(f"{row['prompt_tokens_config']:>6} {row['method']:<18} {fmt(row['wall_time_s_mean']):>7} "
+              f"{fmt(row['speedup']) + interval:>20} {fmt(row['token_steps_mean'], '.0f'):>9} "
+              f"{fmt(mean(r['extra']['kv_computed_peak_bytes'] / MB for r in recs), '.1f'):>7} "
+              f"{fmt(row['peak_memory_overhead_mb_mean'], '.1f'):>11} {fmt(row['overhead_ratio']):>9} "
+              f"{fmt(row.get('distinct_2_mean')):>9} {fmt(row.get('self_bleu_mean')):>8} "
+              f"{fmt(row.get('nll_per_token_error_mean'), '+.3f'):>8}")
+    print(f"# identical samples ({cfg['dtype']}), sample by sample over every prompt:")
+    for method, other in SAME_SAMPLES:
+        if method not in methods or other not in methods:
+            continue
+        same = total = 0
+        for dataset in exp["datasets"]:
+            s, t = identical_samples(by[(dataset, method)]["records"], by[(dataset, other)]["records"])
+            same, total = same + s, total + t
+        print(f"#   {method} vs {other}: {same}/{total} ({fmt(100 * same / total if total else None, '.1f')} %)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,4 +1,5 @@
-"""Multi-sample methods: naive, naive_batched, eab_original, eab_cow (tiny random Llama/NeoX, fp32)."""
+"""Multi-sample methods: naive, naive_batched, shared_prefill, eab_deepcopy, eab_shared_prefix
+(tiny random Llama/NeoX, fp32)."""
 
 import copy
 import json
@@ -12,11 +13,14 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from decodebench import harness
 from decodebench.config import ConfigError, expand_config, load_config
 from decodebench.measurement import Tracker
-from decodebench.methods import Budget, GenContext, eab, get_method
-from decodebench.multisample import SharedPrefixStore, cache_bytes, shared_prefix_attention
+from decodebench.config import resolve_job
+from decodebench.methods import Budget, GenContext, eab, get_method, method_aliases
+from decodebench.multisample import DeepCopyStore, SharedPrefixStore, path_attention, sample_seed
 from decodebench.results import load_result
 
-METHODS = ["naive", "naive_batched", "eab_original", "eab_cow"]
+METHODS = ["naive", "naive_batched", "shared_prefill", "eab_deepcopy", "eab_shared_prefix"]
+INDEPENDENT = [("naive", {}), ("naive_batched", {}), ("shared_prefill", {"store": "shared_prefix"}),
+               ("shared_prefill", {"store": "deepcopy"})]
 
 
 @pytest.fixture(scope="module")
@@ -49,16 +53,34 @@ def hf_samples(model, ids, n, max_new_tokens, seed, temperature=1.0):
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt_neox"])
-def test_naive_methods_sample_as_transformers_does(models, arch):
+def test_each_sample_is_what_transformers_draws_with_its_seed(models, arch):
+    """Sample i of a generation seeded with s is transformers' sample with seed sample_seed(s, i)."""
     model, ids = models[arch], prompt()
     for seed in (0, 1):
-        assert run("naive", model, ids, 1, seed=seed, temperature=0.7).samples == \
-            hf_samples(model, ids, 1, 10, seed, temperature=0.7)
-        assert run("naive_batched", model, ids, 3, seed=seed).samples == hf_samples(model, ids, 3, 10, seed)
+        out = run("naive", model, ids, 3, seed=seed, temperature=0.7)
+        assert out.samples == [hf_samples(model, ids, 1, 10, sample_seed(seed, i), temperature=0.7)[0]
+                               for i in range(3)]
+    assert sample_seed(7, 0) == 7 and len({sample_seed(s, i) for s in range(50) for i in range(50)}) == 2500
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt_neox"])
-@pytest.mark.parametrize("method", ["eab_original", "eab_cow"])
+@pytest.mark.parametrize("eos", [None, range(0, 320, 7)])  # with EOS, rows leave the batch at different steps
+def test_independent_samplers_give_naive_samples(models, arch, eos):
+    """naive_batched and shared_prefill (either store) draw exactly naive's samples: each sample
+    has its own generator, whatever batch it is decoded in (fp32)."""
+    model, ids = models[arch], prompt(33, seed=2)
+    for seed in (0, 3):
+        want = run("naive", model, ids, 5, seed=seed, eos=eos)
+        assert len(set(map(tuple, want.samples))) == 5
+        for method, params in INDEPENDENT[1:]:
+            got = run(method, model, ids, 5, params=params, seed=seed, eos=eos)
+            assert got.samples == want.samples, (method, params)
+            assert got.stats["extra"]["sample_logprob"] == pytest.approx(want.stats["extra"]["sample_logprob"],
+                                                                         abs=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt_neox"])
+@pytest.mark.parametrize("method", ["eab_deepcopy", "eab_shared_prefix"])
 def test_eab_one_path_without_branching_is_sampling_ar(models, arch, method):
     model, ids = models[arch], prompt()
     for seed in (0, 1, 2):
@@ -74,10 +96,10 @@ def test_eab_one_path_without_branching_is_sampling_ar(models, arch, method):
     {"n": 4, "params": {"max_paths": 2}},  # budget below N: a top-up round
     {"n": 6, "params": {}, "eos": range(0, 320, 7)},  # paths end early
 ])
-def test_original_and_cow_give_identical_samples(models, arch, case):
+def test_the_stores_give_identical_samples_in_fp32(models, arch, case):
     model, ids = models[arch], prompt(40, seed=3)
-    a = run("eab_original", model, ids, case["n"], params=case["params"], seed=5, eos=case.get("eos"))
-    b = run("eab_cow", model, ids, case["n"], params=case["params"], seed=5, eos=case.get("eos"))
+    a = run("eab_deepcopy", model, ids, case["n"], params=case["params"], seed=5, eos=case.get("eos"))
+    b = run("eab_shared_prefix", model, ids, case["n"], params=case["params"], seed=5, eos=case.get("eos"))
     assert a.samples == b.samples
     assert a.stats["branch_points"] > 0  # the comparison covers branching, not one lone path
     assert {k: v for k, v in a.stats.items() if k != "extra"} == {k: v for k, v in b.stats.items() if k != "extra"}
@@ -100,14 +122,14 @@ def test_exactly_n_samples(models, method, n, params, eos):
     else:  # a sample ends exactly at its first EOS
         assert all(len(s) == 8 or (s[-1] in eos and not set(s[:-1]) & set(eos)) for s in out.samples)
     assert out.num_new_tokens == sum(len(s) for s in out.samples)
+    extra = out.stats["extra"]
+    assert len(extra["sample_logprob"]) == n and all(lp < 0 for lp in extra["sample_logprob"])
     if method.startswith("eab"):
-        extra = out.stats["extra"]
-        assert len(extra["sample_logprob"]) == len(extra["sample_branch_steps"]) == n
-        assert all(lp < 0 for lp in extra["sample_logprob"])
+        assert len(extra["sample_branch_steps"]) == n
 
 
 def test_eab_topup_when_branching_never_fires(models):
-    out = run("eab_cow", models["llama"], prompt(), 4, params={"entropy_threshold": 1.0})
+    out = run("eab_shared_prefix", models["llama"], prompt(), 4, params={"entropy_threshold": 1.0})
     assert out.stats["final_paths"] == 1 and out.stats["extra"]["topup_paths"] == 3
     assert len(set(map(tuple, out.samples))) == 4  # independent samples, not copies
 
@@ -126,44 +148,47 @@ def test_token_steps_count_every_position_the_model_computed(models, method):
     assert out.stats["token_steps"] == sum(fed)
     if method.startswith("naive"):  # every sample re-encodes the prompt; its last token is never fed
         assert out.stats["token_steps"] == 5 * 30 + sum(len(s) - 1 for s in out.samples)
+    elif method == "shared_prefill":  # the prompt once, then every sample's tokens but its last
+        assert out.stats["token_steps"] == 30 + sum(len(s) - 1 for s in out.samples)
     else:  # the prompt once; far fewer positions than independent samples
         assert sum(fed[1:]) == out.stats["token_steps"] - 30 and fed[0] == 30
         assert out.stats["token_steps"] < 2 * 30 + sum(len(s) for s in out.samples)
 
 
-def test_shared_prefix_attention_equals_sdpa_on_concatenated_keys():
+class _Module:
+    layer_idx = 0
+    num_key_value_groups = 2
+    is_causal = True
+    training = False
+
+
+@pytest.mark.parametrize("store_cls", [SharedPrefixStore, DeepCopyStore])
+def test_path_attention_equals_sdpa_on_concatenated_keys(store_cls):
+    """One attention function for both stores, equal to SDPA over [prompt ; suffix] per path."""
     torch.manual_seed(0)
     paths, heads, kv_heads, dim, prompt_len, suffix = 3, 4, 2, 8, 11, 5
-
-    class Module:
-        layer_idx = 0
-        num_key_value_groups = heads // kv_heads
-        is_causal = True
-        training = False
-
     prefill = DynamicCache()
     pk, pv = torch.randn(1, kv_heads, prompt_len, dim), torch.randn(1, kv_heads, prompt_len, dim)
     prefill.update(pk, pv, 0)
-    store = SharedPrefixStore(prefill, prompt_len, capacity=suffix)
+    store = store_cls(prefill, prompt_len, max_new_tokens=suffix)
     store.start(paths)
     sk, sv = torch.randn(paths, kv_heads, suffix, dim), torch.randn(paths, kv_heads, suffix, dim)
     keys, values = store.cache.layers[0].update(sk, sv)
     query = torch.randn(paths, heads, 1, dim)
-    got, _ = shared_prefix_attention(Module(), query, keys, values, None, scaling=dim ** -0.5,
-                                     shared_prefix=store.cache)
+    got, _ = path_attention(_Module(), query, keys, values, None, scaling=dim ** -0.5, path_cache=store.cache)
     full_k = torch.cat([pk.expand(paths, -1, -1, -1), sk], dim=2)
     full_v = torch.cat([pv.expand(paths, -1, -1, -1), sv], dim=2)
-    want, _ = sdpa_attention_forward(Module(), query, full_k, full_v, None, scaling=dim ** -0.5)
+    want, _ = sdpa_attention_forward(_Module(), query, full_k, full_v, None, scaling=dim ** -0.5)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
-def test_cow_shares_the_prompt_and_stores_only_generated_tokens(models):
+def test_shared_prefix_store_shares_the_prompt_and_stores_only_generated_tokens(models):
     """The prefix stays one [1, ...] tensor, never copied while paths branch; suffixes are per path."""
     model, ids = models["llama"], prompt(50)
     with torch.inference_mode():
         out = model(input_ids=ids, use_cache=True)
-        store = SharedPrefixStore(out.past_key_values, 50, capacity=4)
-        pointers = [layer.prefix_keys.data_ptr() for layer in store.cache.layers]
+        store = SharedPrefixStore(out.past_key_values, 50, max_new_tokens=4)
+        pointers = [layer.prompt_keys.data_ptr() for layer in store.cache.layers]
         store.start(1)
         with store.session(model):
             store.forward(model, torch.tensor([5]), 50)
@@ -171,28 +196,51 @@ def test_cow_shares_the_prompt_and_stores_only_generated_tokens(models):
             logits = store.forward(model, torch.tensor([6, 7, 8]), 51)
     assert logits.shape[0] == 3
     for layer, ptr in zip(store.cache.layers, pointers):
-        assert layer.prefix_keys.data_ptr() == ptr and layer.prefix_keys.shape[0] == 1
-        assert layer.keys.shape[0] == 3 and layer.length == 2
+        assert layer.prompt_keys.data_ptr() == ptr and layer.prompt_keys.shape[0] == 1
+        assert layer.keys.shape == (3, layer.prompt_keys.shape[1], 4, layer.prompt_keys.shape[3])
+        assert layer.length == 2
         torch.testing.assert_close(layer.keys[1, :, 0], layer.keys[0, :, 0])  # the parent's token, copied
     assert model.config._attn_implementation == "sdpa"  # restored after the session
 
 
-def test_cow_holds_less_kv_than_original_on_a_long_prompt(models):
+@pytest.mark.parametrize("store_cls", [DeepCopyStore, SharedPrefixStore])
+def test_stores_write_in_place_between_branches(models, store_cls):
+    """No per-step concatenation: without a branch the rows stay the same preallocated buffers."""
+    model, ids = models["llama"], prompt(20)
+    with torch.inference_mode():
+        out = model(input_ids=ids, use_cache=True)
+        store = store_cls(out.past_key_values, 20, max_new_tokens=5)
+        store.start(2)
+        pointers = [(layer.keys.data_ptr(), layer.values.data_ptr()) for layer in store.cache.layers]
+        with store.session(model):
+            for step in range(4):
+                store.forward(model, torch.tensor([5 + step, 9 + step]), 20 + step)
+        assert [(layer.keys.data_ptr(), layer.values.data_ptr()) for layer in store.cache.layers] == pointers
+        store.select(torch.tensor([1, 1]))
+        assert all(layer.keys.data_ptr() != p[0] for layer, p in zip(store.cache.layers, pointers))
+    if store_cls is DeepCopyStore:  # each row: its own copy of the prompt, then its tokens
+        layer = store.cache.layers[0]
+        assert layer.keys.shape[2] == 20 + 5 and layer.length == 24
+        torch.testing.assert_close(layer.keys[:, :, :20], out.past_key_values.layers[0].keys.expand(2, -1, -1, -1))
+
+
+def test_shared_prefix_holds_less_kv_than_deepcopy_on_a_long_prompt(models):
     """Structural memory: peak key/value bytes held, long prompt, many samples."""
     model, ids, n, new = models["llama"], prompt(400), 8, 6
-    original = run("eab_original", model, ids, n, max_new_tokens=new)
-    cow = run("eab_cow", model, ids, n, max_new_tokens=new)
-    assert original.samples == cow.samples
+    deep = run("eab_deepcopy", model, ids, n, max_new_tokens=new)
+    shared = run("eab_shared_prefix", model, ids, n, max_new_tokens=new)
+    assert deep.samples == shared.samples
     cfg = model.config
     per_position = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * (cfg.hidden_size // cfg.num_attention_heads) * 4
-    # cow: the prompt once + per-path suffix buffers of max_new_tokens; original: a prompt copy per path
-    assert cow.stats["extra"]["kv_computed_peak_bytes"] == per_position * (400 + n * new)
-    assert original.stats["extra"]["kv_computed_peak_bytes"] >= per_position * (n + 1) * 400
-    assert cow.stats["extra"]["kv_computed_peak_bytes"] * 4 < original.stats["extra"]["kv_computed_peak_bytes"]
+    # shared: the prompt once + per-path rows of max_new_tokens; deepcopy: a prompt copy per path
+    # (rows preallocated to prompt + max_new_tokens) + the prompt kept for top-up paths
+    assert shared.stats["extra"]["kv_computed_peak_bytes"] == per_position * (400 + n * new)
+    assert deep.stats["extra"]["kv_computed_peak_bytes"] == per_position * (400 + n * (400 + new))
+    assert shared.stats["extra"]["kv_computed_peak_bytes"] * 4 < deep.stats["extra"]["kv_computed_peak_bytes"]
 
 
 def test_eab_params_are_validated():
-    spec = get_method("eab_cow")
+    spec = get_method("eab_shared_prefix")
     assert spec.resolve_params({}) == {"entropy_threshold": 0.25, "branch_factor": 3, "max_paths": None}
     for bad in ({"branch_factor": 1}, {"max_paths": 0}, {"entropy_threshold": -0.1}, {"threshold": 0.2}):
         with pytest.raises(ValueError):
@@ -216,8 +264,9 @@ def multisample_config(tiny_config, tmp_path, methods=None):
     cfg["protocol"]["num_samples"] = 4
     cfg["protocol"]["max_new_tokens"] = 6
     cfg["experiments"]["multisample"] = {
-        "baseline": "naive", "datasets": ["docs"],
+        "baseline": "naive", "datasets": ["docs"], "protocol": {"reference_samples": 8},
         "methods": methods or {"naive": {"method": "naive"}, "naive_batched": {"method": "naive_batched"},
+                               "shared_prefill": {"method": "shared_prefill"},
                                "eab": {"method": "eab", "cache": "both", "params": {"entropy_threshold": 0.5}}},
     }
     path = tmp_path / "multisample.yaml"
@@ -228,12 +277,31 @@ def multisample_config(tiny_config, tmp_path, methods=None):
 def test_cache_both_runs_the_two_eab_variants_side_by_side(tiny_config, tmp_path):
     cfg = load_config(multisample_config(tiny_config, tmp_path))
     methods = cfg["experiments"]["multisample"]["methods"]
-    assert list(methods) == ["naive", "naive_batched", "eab_original", "eab_cow"]
-    assert methods["eab_original"] == {"method": "eab_original", "params": {"entropy_threshold": 0.5}}
-    assert methods["eab_cow"]["method"] == "eab_cow"
+    assert list(methods) == METHODS
+    assert methods["eab_deepcopy"] == {"method": "eab_deepcopy", "params": {"entropy_threshold": 0.5}}
+    assert methods["eab_shared_prefix"]["method"] == "eab_shared_prefix"
     one = load_config(multisample_config(tiny_config, tmp_path, {"naive": {"method": "naive"},
-                                                                 "e": {"method": "eab", "cache": "cow"}}))
-    assert one["experiments"]["multisample"]["methods"]["e"] == {"method": "eab_cow"}
+                                                                 "e": {"method": "eab", "cache": "shared_prefix"}}))
+    assert one["experiments"]["multisample"]["methods"]["e"] == {"method": "eab_shared_prefix"}
+
+
+def test_old_ids_are_aliases_of_the_renamed_methods(tiny_config, tmp_path):
+    """A config written with eab_original / eab_cow (or cache: original / cow) still runs, as the
+    renamed methods, and the job records the new id."""
+    assert method_aliases() == {"eab_original": "eab_deepcopy", "eab_cow": "eab_shared_prefix"}
+    assert get_method("eab_original") is get_method("eab_deepcopy")
+    assert get_method("eab_cow") is get_method("eab_shared_prefix")
+    cfg = load_config(multisample_config(tiny_config, tmp_path, {
+        "naive": {"method": "naive"}, "old_original": {"method": "eab_original", "params": {"branch_factor": 4}},
+        "old_cow": {"method": "eab_cow"}, "short": {"method": "eab", "cache": "cow"},
+        "both": {"method": "eab", "cache": "both", "label": "EAB"}}))
+    methods = cfg["experiments"]["multisample"]["methods"]
+    assert methods["short"] == {"method": "eab_shared_prefix"}
+    assert methods["both_deepcopy"] == {"method": "eab_deepcopy", "label": "EAB (deep copy)"}
+    assert methods["both_shared_prefix"]["label"] == "EAB (shared prefix)"
+    assert resolve_job(cfg, "multisample", "docs", "old_original").method_id == "eab_deepcopy"
+    assert resolve_job(cfg, "multisample", "docs", "old_original").params["branch_factor"] == 4
+    assert resolve_job(cfg, "multisample", "docs", "old_cow").method_id == "eab_shared_prefix"
 
 
 @pytest.mark.parametrize("bad", [{"method": "eab"}, {"method": "naive", "cache": "cow"}])
@@ -245,7 +313,7 @@ def test_cache_goes_with_method_eab_only(tiny_config, tmp_path, bad):
 
 def test_run_job_for_each_method(tiny_config, tmp_path):
     cfg = load_config(multisample_config(tiny_config, tmp_path))
-    hashes = {}
+    hashes, quality = {}, {}
     for method in METHODS:
         out = tmp_path / f"{method}.json"
         harness.run_job(cfg, "multisample", "docs", method, out=out, progress=False)
@@ -258,10 +326,25 @@ def test_run_job_for_each_method(tiny_config, tmp_path):
             assert r["token_steps"] > 0 and r["final_paths"] >= 1
             assert r["peak_memory_overhead_mb"] >= 0
         hashes[method] = [r["output_sha256"] for r in result["records"]]
+        quality[method] = [{k: r[k] for k in ("distinct_1", "distinct_2", "self_bleu", "sample_logprob_mean",
+                                              "sample_logprob_std", "nll_per_token", "nll_per_token_reference",
+                                              "nll_per_token_error")} for r in result["records"]]
+        assert result["protocol"]["reference_samples"] == 8
+        for r in result["records"]:
+            assert r["nll_per_token"] == pytest.approx(-sum(r["extra"]["sample_logprob"]) / r["new_tokens"])
+            assert r["nll_per_token_error"] == pytest.approx(r["nll_per_token"] - r["nll_per_token_reference"])
         if method.startswith("eab"):
             assert result["method"]["params"] == {"entropy_threshold": 0.5, "branch_factor": 3, "max_paths": None}
-    assert hashes["eab_original"] == hashes["eab_cow"]
-    assert hashes["naive"] != hashes["eab_cow"]
+    assert hashes["eab_deepcopy"] == hashes["eab_shared_prefix"]
+    assert hashes["naive"] == hashes["naive_batched"] == hashes["shared_prefill"]
+    assert hashes["naive"] != hashes["eab_shared_prefix"]
+    # one reference per prompt, whichever method's job drew it (fixed seed, fixed sample indices)
+    references = {m: [q["nll_per_token_reference"] for q in quality[m]] for m in METHODS}
+    assert all(ref == references["naive"] for ref in references.values())
+    assert all(ref > 0 for ref in references["naive"])
+    for method in ("naive_batched", "shared_prefill"):  # the same samples: the same quality, up to rounding
+        for got, want in zip(quality[method], quality["naive"]):
+            assert got == pytest.approx(want, abs=1e-4)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -285,11 +368,12 @@ def test_a_failing_prompt_is_an_error_in_the_result(tiny_config, tmp_path, monke
     assert [r["prompt_index"] for r in result["records"]] == [0, 2]
 
 
-def test_cow_refuses_a_model_that_ignores_the_attention_implementation(models, monkeypatch):
+def test_methods_refuse_a_model_that_ignores_the_attention_implementation(models, monkeypatch):
     model = models["llama"]
     monkeypatch.setattr(model, "set_attn_implementation", lambda name: None)  # as transformers does: warn only
-    with pytest.raises(RuntimeError, match="eab_cow cannot run"):
-        run("eab_cow", model, prompt(), 2)
+    for method in METHODS:  # every method runs through the stores' attention
+        with pytest.raises(RuntimeError, match="KV stores cannot run on it"):
+            run(method, model, prompt(), 2)
 
 
 def test_multisample_results_pass_the_result_rules(tiny_config, tmp_path):
@@ -303,16 +387,21 @@ def test_multisample_results_pass_the_result_rules(tiny_config, tmp_path):
 
     cfg = yaml.safe_load(tiny_config.read_text())
     cfg["protocol"].update(num_samples=3, temperature=1.0, max_new_tokens=6)
-    cfg["check"] = {"cv_threshold": 10.0}  # a tiny model's timing noise is not under test
     cfg["datasets"]["docs"]["num_prompts"] = 2
     cfg["experiments"]["main"] = {"baseline": "naive", "datasets": ["docs"],
                                   "methods": {"naive": {"method": "naive"}, "eab": {"method": "eab", "cache": "both"}}}
     tiny_config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     cfg = load_config(tiny_config)
-    methods = ["naive", "eab_original", "eab_cow"]
+    methods = ["naive", "eab_deepcopy", "eab_shared_prefix"]
     root = tmp_path / "ws"
     outs = {m: root / "results" / "raw" / "tiny" / "main" / "docs" / f"{m}.json" for m in methods}
-    run_group(cfg, "main", "docs", methods, outs, progress=False)
-    report = check_paths([root / "results" / "raw"], cfg=cfg, root=root, regenerate_prompts=False)
+    results = run_group(cfg, "main", "docs", methods, outs, progress=False)
+    for result in results.values():  # no protocol.reference_samples: quality without a reference
+        assert result["protocol"]["reference_samples"] is None
+        for r in result["records"]:
+            assert r["nll_per_token"] > 0 and 0 < r["distinct_1"] <= 1 and r["self_bleu"] is not None
+            assert r["nll_per_token_reference"] is None and r["nll_per_token_error"] is None
+    report = check_paths([root / "results" / "raw"], cfg=cfg, root=root, regenerate_prompts=False,
+                         cv_threshold=10.0)  # a tiny model's timing noise is not under test
     bad = [f for f in report.findings if f.severity == "error"]
     assert not bad, report.text()

@@ -239,7 +239,7 @@ def test_a_job_run_like_a_remote_executor_plans_with_its_config_alone(workspace)
     assert proc.returncode != 0 and "the config differs from" in out and "test.yaml" in out, out[-2000:]
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "multisample_sweeps.yaml"])
 def test_shipped_configs_validate(name):
     from decodebench.config import check_references, expand_config, validate_config
 
@@ -250,7 +250,7 @@ def test_shipped_configs_validate(name):
     check_references(expanded, path)
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "multisample_sweeps.yaml"])
 def test_every_job_of_the_shipped_configs_resolves(name, tmp_path):
     """Method names and parameters are only checked when a job is resolved: a parameter the
     method does not know would otherwise surface hours into a cluster run. Tuned
@@ -276,8 +276,8 @@ def test_paper_config_plans_one_gpu_job_per_experiment_dataset_method(workspace)
     ws, _ = workspace
     out = dry_run(ws, ["--configfile", "config/paper.yaml"])
     # 12 (main) + 8 (memory) + 12 (length) + 9 (prompt_length) + 1 + 36 + 4 (sweep)
-    # + 8 (ablation) + 12 (multisample)
-    assert re.search(r"^benchmark\s+102$", out, re.M), out[-2500:]
+    # + 8 (ablation) + 15 (multisample)
+    assert re.search(r"^benchmark\s+105$", out, re.M), out[-2500:]
     assert "results/raw/paper/sweep/wikitext/tree_d4_b3_tau0.05.json" in out
     assert "gpu=1" in out
 

@@ -50,6 +50,9 @@ METRICS = (
     "peak_memory_mb", "peak_memory_overhead_mb",
     "rounds", "acceptance_rate", "tokens_per_round",
     "num_samples", "token_steps", "branch_points", "final_paths",
+    # multi-sample quality (decodebench.quality)
+    "distinct_1", "distinct_2", "self_bleu", "sample_logprob_mean", "sample_logprob_std", "nll_per_token",
+    "nll_per_token_reference", "nll_per_token_error",
 )
 IDENTITY = ("experiment", "dataset", "dataset_label", "prompt_tokens_config", "method", "method_id",
             "method_label", "params", "max_new_tokens", "num_samples_config", "baseline", "kind",

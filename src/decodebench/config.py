@@ -7,8 +7,9 @@ needs; its hash (``job_sha256``) is what staleness is judged by.
 Shorthands expanded here, so that Snakemake and ``decodebench run`` see the same jobs:
 ``prompt_lengths: [64, 256]`` adds dataset variants ``<dataset>_p64``, ...;
 ``generation_lengths: [100, 500]`` adds method variants ``<method>_t100``, ...;
-``{method: eab, cache: original | cow | both}`` is ``eab_original`` / ``eab_cow`` / both side by
-side (as ``<name>_original`` and ``<name>_cow``).
+``{method: eab, cache: deepcopy | shared_prefix | both}`` is ``eab_deepcopy`` /
+``eab_shared_prefix`` / both side by side (as ``<name>_deepcopy`` and ``<name>_shared_prefix``);
+the old cache names ``original`` and ``cow`` are aliases of ``deepcopy`` and ``shared_prefix``.
 ``sweep: {tree: {depth: [2, 4], tau: [0.05]}}`` adds one method configuration per point of
 the grid, named ``tree_d2_tau0.05``, ... (see ``sweep_methods``).
 """
@@ -147,8 +148,13 @@ def expand_config(cfg: dict, source: str | Path = "<config>") -> dict:
     return cfg
 
 
+EAB_CACHES = ("deepcopy", "shared_prefix")
+EAB_CACHE_ALIASES = {"original": "deepcopy", "cow": "shared_prefix"}  # the names before the stores were renamed
+EAB_CACHE_LABELS = {"deepcopy": "deep copy", "shared_prefix": "shared prefix"}
+
+
 def _expand_eab_cache(methods: dict, where: str) -> dict:
-    """``{method: eab, cache: both}`` -> ``<name>_original`` and ``<name>_cow`` entries."""
+    """``{method: eab, cache: both}`` -> ``<name>_deepcopy`` and ``<name>_shared_prefix`` entries."""
     out = {}
     for name, spec in methods.items():
         if spec["method"] != "eab" and "cache" not in spec:
@@ -156,14 +162,15 @@ def _expand_eab_cache(methods: dict, where: str) -> dict:
             continue
         if spec["method"] != "eab" or "cache" not in spec:
             raise ConfigError(f"{where}.{name}: 'cache' goes with method 'eab' and method 'eab' needs "
-                              f"'cache' (original, cow or both); got method '{spec['method']}'"
+                              f"'cache' (deepcopy, shared_prefix or both); got method '{spec['method']}'"
                               f"{', cache ' + repr(spec['cache']) if 'cache' in spec else ' without cache'}")
-        caches = ["original", "cow"] if spec["cache"] == "both" else [spec["cache"]]
+        cache = EAB_CACHE_ALIASES.get(spec["cache"], spec["cache"])
+        caches = list(EAB_CACHES) if cache == "both" else [cache]
         for cache in caches:
             variant = {k: copy.deepcopy(v) for k, v in spec.items() if k != "cache"}
             variant["method"] = f"eab_{cache}"
             if len(caches) > 1 and "label" in variant:
-                variant["label"] = f"{variant['label']} ({cache})"
+                variant["label"] = f"{variant['label']} ({EAB_CACHE_LABELS[cache]})"
             out[f"{name}_{cache}" if len(caches) > 1 else name] = variant
     return out
 

@@ -26,6 +26,13 @@ Protocol (docs/pipeline.md, "Measurement protocol"):
 - After measuring (outside every timed region), greedy AR's records get the float32 top-2
   margin of the target's logits at every output position, from one teacher-forced forward:
   ``check``'s ``lossless`` rule uses it to tell a near-tie from a bug.
+- Multi-sample records get the quality of their samples (``decodebench.quality``), computed
+  after the timed region. With ``protocol.reference_samples: R`` (> 0), each prompt also gets a
+  reference sample after measuring, outside every timed region: R independent samples
+  (shared-prefill independent sampling, whose samples are naive's, in one batch) with the
+  generation's seed and sample indices from ``REFERENCE_FIRST_SAMPLE`` on, so they are never
+  the measured samples; its mean NLL per token is the reference of the records'
+  ``nll_per_token_error``. It is computed once per (prompt, budget, temperature, R).
 """
 
 from __future__ import annotations
@@ -45,9 +52,12 @@ from .measurement import Tracker
 from .methods import Budget, GenContext, MethodSpec, counting_forwards, get_method
 from .models import load_model, load_tokenizer
 from .prompts import LABELS, SOURCE_KIND, prompt_file, read_prompt_set, select_prompts, write_prompt_set
+from .multisample import sample_rows
+from .quality import nll_per_token, reference_error, sample_quality
 from .results import SCHEMA_VERSION, ids_sha256, summarise, write_result
 
 PAIRINGS = ("interleaved", "per_method")
+REFERENCE_FIRST_SAMPLE = 2 ** 20  # sample index of a quality reference's first sample
 # Fields every job of one group must share: they are loaded or set once per process.
 _SHARED = ("study", "experiment", "dataset", "dataset_spec", "device", "dtype", "threads", "seed",
            "resources_dir")
@@ -108,11 +118,32 @@ def _record(index: int, repeat: int, prompt: dict, output, m, ctx: GenContext, s
         "output_sha256": ids_sha256(output.new_ids if output.samples is None
                                     else [t for s in output.samples for t in s]),
         "output_ids": list(output.new_ids) if spec.greedy and output.samples is None else None,
+        "sample_sha256": None if output.samples is None else [ids_sha256(sample) for sample in output.samples],
         "telemetry": m.telemetry,
     }
     record.update(output.stats)
     record.update(ctx.phase_times())
+    if spec.multi_sample:
+        record.update(sample_quality(output.samples, output.stats["extra"]["sample_logprob"]))
     return record
+
+
+class _Unmeasured:
+    """The clock of a generation outside any timed region: commits are not recorded."""
+
+    def commit(self, tokens: int) -> None:
+        pass
+
+
+@torch.inference_mode()
+def reference_nll(model, prompt_ids: list[int], budget: Budget, temperature: float, seed: int,
+                  samples: int, device: str) -> float | None:
+    """Mean NLL per token of `samples` independent samples of one prompt (the quality reference)."""
+    ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)
+    ctx = GenContext(target=model, draft=None, prompt_ids=ids, budget=budget, params=None, clock=_Unmeasured(),
+                     seed=seed, num_samples=samples, temperature=temperature)
+    drawn = sample_rows(ctx, samples, prefill_rows=1, store="shared_prefix", first=REFERENCE_FIRST_SAMPLE)
+    return nll_per_token(drawn.tokens, drawn.logprobs)
 
 
 @torch.inference_mode()
@@ -272,6 +303,7 @@ def run_group(cfg: dict, experiment: str, dataset: str, methods: list[str], outs
                     reasons = measure_block(index, repeat, attempt)
 
     margins = _ar_margins(members, records, prompts, target.model, first.device)
+    _add_quality_reference(members, records, superseded, prompts, target.model, first.device, first.seed)
     results = {}
     for name in methods:
         member = members[name]
@@ -300,6 +332,25 @@ def _ar_margins(members: dict, records: dict, prompts: list[dict], model, device
     return out
 
 
+def _add_quality_reference(members: dict, records: dict, superseded: dict, prompts: list[dict], model,
+                           device: str, seed: int) -> None:
+    """Each multi-sample record's reference fields (see the module docstring); a member without
+    ``protocol.reference_samples`` gets nulls."""
+    cache: dict[tuple, float | None] = {}
+    for name, member in members.items():
+        if not member.spec.multi_sample:
+            continue
+        count = int(member.job.protocol.get("reference_samples") or 0)
+        temperature = member.job.protocol["temperature"]
+        for r in list(records[name].values()) + superseded[name]:
+            index = r["prompt_index"]
+            key = (index, member.budget.max_new_tokens, member.budget.eos_token_ids, temperature, count)
+            if count and key not in cache:
+                cache[key] = reference_nll(model, prompts[index]["input_ids"], member.budget, temperature,
+                                           seed + index, count, device)
+            r.update(reference_error(r, cache.get(key)))
+
+
 def _result(cfg, member: Member, target, draft, ppath, meta, requested, records, superseded, errors,
             pairing, group, tracker, commit, dirty, started) -> dict:
     job, spec = member.job, member.spec
@@ -323,6 +374,8 @@ def _result(cfg, member: Member, target, draft, ppath, meta, requested, records,
             "max_new_tokens": member.budget.max_new_tokens, "stop_at_eos": job.protocol["stop_at_eos"],
             "warmups": job.protocol["warmups"], "repeats": job.protocol["repeats"], "seed": job.seed,
             "num_samples": job.protocol["num_samples"] if spec.multi_sample else None,
+            "reference_samples": (int(job.protocol.get("reference_samples") or 0) or None) if spec.multi_sample
+            else None,
             "prompts_requested": requested, "prompts_measured": len({r["prompt_index"] for r in records}),
             "overrides": job.overrides, "pairing": pairing, "group": list(group),
         },

@@ -551,14 +551,19 @@ def render_ablation(ctx: Context, experiment: str, df) -> None:
 
 
 def render_multisample(ctx: Context, experiment: str, df) -> None:
-    """Speedup (baseline time / method time) and memory ratio per prompt length."""
+    """Speedup (baseline time / method time) and memory ratio per prompt length, each next to
+    the quality of the samples (decodebench.quality): distinct-2, self-BLEU and the error of
+    the NLL-per-token estimate against the independent reference sample."""
     fmt = ctx.fmt
     p = macro_prefix(experiment)
     ratio = lambda col: (lambda r: Cell(fmt.num(r.get(col), "ratio"), fmt.text(r.get(col), "ratio")))  # noqa: E731
     ctx.write_table("multisample", "multisample.tex", table=grouped_table(df, fmt, [
         ("speedup", _speedup_cell(fmt), "max"),
         ("memory", ratio("memory_ratio"), "min"),
-        ("overhead", ratio("overhead_ratio"), "min")]))
+        ("overhead", ratio("overhead_ratio"), "min"),
+        ("distinct-2", _cell(fmt, "rate", "distinct_2_mean"), None),
+        ("self-BLEU", _cell(fmt, "rate", "self_bleu_mean"), None),
+        ("NLL err.", _cell(fmt, "rate", "nll_per_token_error_mean", std=True, sign=True), None)]))
     figure_multisample(ctx, df)
     best = _best_row(df, "speedup")
     if best is not None:
@@ -567,6 +572,8 @@ def render_multisample(ctx: Context, experiment: str, df) -> None:
         ctx.number(f"{p}BestDataset", best["dataset_label"])
         ctx.number(f"{p}BestMemoryRatio", fmt.num(best.get("memory_ratio"), "ratio"))
         ctx.number(f"{p}BestOverheadRatio", fmt.num(best.get("overhead_ratio"), "ratio"))
+        ctx.number(f"{p}BestSelfBleu", fmt.num(best.get("self_bleu_mean"), "rate"))
+        ctx.number(f"{p}BestNllError", fmt.num(best.get("nll_per_token_error_mean"), "rate", sign=True))
     base = df[df["method"] == df["baseline"]]
     if not base.empty:
         ctx.number(f"{p}BaselineMethod", base.iloc[0]["method_label"])

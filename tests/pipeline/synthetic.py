@@ -11,7 +11,7 @@ from decodebench.layout import result_path
 from decodebench.results import summarise, write_result
 
 SHA = "0" * 64
-MULTI = {"naive", "naive_batched", "eab_original", "eab_cow"}
+MULTI = {"naive", "naive_batched", "shared_prefill", "eab_deepcopy", "eab_shared_prefix", "eab_original", "eab_cow"}
 
 
 def record(i: int, tokens_per_s: float, peak: float, overhead: float, new_tokens: int = 10,

@@ -224,6 +224,7 @@ class MethodSpec:
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
+_ALIASES: dict[str, str] = {}  # an old id -> the id it was renamed to
 
 
 def register(spec: MethodSpec) -> MethodSpec:
@@ -231,11 +232,24 @@ def register(spec: MethodSpec) -> MethodSpec:
     return spec
 
 
+def register_alias(old: str, new: str) -> None:
+    """Keep configs that use `old` working: it resolves to method `new` (whose id results record)."""
+    _ALIASES[old] = new
+
+
 def get_method(method_id: str) -> MethodSpec:
+    """The method registered as `method_id`, or the one an alias `method_id` resolves to."""
     _load_specs()
+    method_id = _ALIASES.get(method_id, method_id)
     if method_id not in _REGISTRY:
-        raise ValueError(f"unknown method '{method_id}' (implemented: {', '.join(sorted(_REGISTRY))})")
+        raise ValueError(f"unknown method '{method_id}' (implemented: {', '.join(sorted(_REGISTRY))}; "
+                         f"aliases: {', '.join(f'{a} -> {b}' for a, b in sorted(_ALIASES.items()))})")
     return _REGISTRY[method_id]
+
+
+def method_aliases() -> dict[str, str]:
+    _load_specs()
+    return dict(_ALIASES)
 
 
 def all_methods() -> dict[str, MethodSpec]:

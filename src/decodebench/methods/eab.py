@@ -1,6 +1,7 @@
 """Entropy-adaptive branching (EAB): N samples that share the computation of their common prefix.
 
-The algorithm as implemented (``eab_original`` and ``eab_cow`` differ only in the KV store):
+The algorithm as implemented (``eab_deepcopy`` and ``eab_shared_prefix`` differ only in the KV
+store, ``decodebench.multisample``; the old ids ``eab_original`` and ``eab_cow`` are aliases):
 
 1. Prefill the prompt once (batch 1). One live path.
 2. Each step, for all live paths together: next-token probabilities
@@ -11,7 +12,8 @@ The algorithm as implemented (``eab_original`` and ``eab_cow`` differ only in th
    ``remaining + 1`` (the branch factor shrinks as the path budget fills; no branching once
    it is full). Every other path has one child. Each child samples its token independently
    (with replacement) from the parent's distribution: one ``torch.multinomial`` over all
-   children's rows, so a single path without branching samples exactly as sampling AR does.
+   children's rows, from one generator seeded with the generation's seed, so a single path
+   without branching samples exactly as naive's sample 0 does.
 4. Pruning: if live + finished paths exceed ``max_paths``, the live ones with the lowest
    cumulative log-probability are dropped (stable: ties keep the earlier path).
 5. A path ends after an EOS token (when EOS is enabled) or at ``max_new_tokens``. The live
@@ -22,14 +24,20 @@ The algorithm as implemented (``eab_original`` and ``eab_cow`` differ only in th
    exactly N - P (paths are never lost, only pruned back to the budget). The number of top-up
    paths is recorded in ``extra.topup_paths``.
 
+So EAB's samples are not independent draws: siblings share their prefix up to the branch, and
+pruning and the final selection favour likely paths (the quality fields of the record,
+``decodebench.quality``, show what that costs).
+
 Parameters (``EABParams``) and defaults: ``entropy_threshold`` 0.25, ``branch_factor`` 3,
 ``max_paths`` None (= N, the protocol's ``num_samples``).
 
 Recorded statistics: ``num_samples`` (= N), ``token_steps`` (prompt once + every live row of
 every decode forward; see ``decodebench.multisample``), ``branch_points`` (branching events,
-path x step), ``final_paths`` (paths that ended in the first round), and under ``extra``: each
-sample's cumulative log-probability and branch steps, pruned paths, top-up paths and the
-peak bytes of keys/values held (``kv_computed_peak_bytes``: computed as numel x element size of the tensors held, not measured; it misses the moment old and new buffers coexist at a branch).
+path x step), ``final_paths`` (paths that ended in the first round), and under ``extra``: the
+store, each sample's cumulative log-probability and branch steps, pruned paths, top-up paths
+and the peak bytes of keys/values held (``kv_computed_peak_bytes``: computed as numel x element
+size of the tensors held, not measured; it misses the moment old and new buffers coexist at a
+branch).
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..multisample import DeepCopyStore, SharedPrefixStore, next_token_distribution, normalised_entropy, sample
+from ..multisample import STORES, generator, make_store, next_token_distribution, normalised_entropy, sample
 from . import GenContext, GenerationOutput
 
 
@@ -88,7 +96,7 @@ def children_per_path(entropy: list[float], threshold: float, branch_factor: int
 
 
 def decode_round(ctx: GenContext, store, logits: torch.Tensor, paths: list[Path], max_paths: int,
-                 stats: RoundStats) -> list[Path]:
+                 stats: RoundStats, rng: torch.Generator) -> list[Path]:
     """Steps 2-5 from live `paths` whose next-token logits are `logits` [paths, vocab]; the
     store's rows are those paths. Returns the ended paths, at most `max_paths`."""
     params, budget = ctx.params, ctx.budget
@@ -101,7 +109,7 @@ def decode_round(ctx: GenContext, store, logits: torch.Tensor, paths: list[Path]
                                    len(paths) + len(finished))
         rows = torch.repeat_interleave(torch.arange(len(paths), device=logits.device),
                                        torch.tensor(counts, device=logits.device))  # [children]
-        tokens = sample(probs.index_select(0, rows))  # [children]
+        tokens = sample(probs.index_select(0, rows), rng)  # [children]
         token_logprobs = logprobs[rows, tokens].tolist()
         ctx.commit(len(tokens))
         stats.branch_points += sum(c > 1 for c in counts)
@@ -137,7 +145,9 @@ def decode_round(ctx: GenContext, store, logits: torch.Tensor, paths: list[Path]
 
 
 def generate(ctx: GenContext, store_kind: str) -> GenerationOutput:
-    """EAB with the KV store `store_kind`: 'original' (deep copy) or 'cow' (shared prefix)."""
+    """EAB with the KV store `store_kind` (a key of ``decodebench.multisample.STORES``)."""
+    if store_kind not in STORES:
+        raise ValueError(f"store_kind must be one of {', '.join(STORES)}, got {store_kind!r}")
     with torch.inference_mode():
         return _generate(ctx, store_kind)
 
@@ -148,23 +158,19 @@ def _generate(ctx: GenContext, store_kind: str) -> GenerationOutput:
     prompt_len = ctx.prompt_ids.shape[1]
     out = ctx.target(input_ids=ctx.prompt_ids, use_cache=True, logits_to_keep=1)
     root_logits = out.logits[:, -1, :]  # [1, V]
-    if store_kind == "original":
-        store = DeepCopyStore(out.past_key_values, prompt_len)
-    elif store_kind == "cow":
-        store = SharedPrefixStore(out.past_key_values, prompt_len, capacity=ctx.budget.max_new_tokens)
-    else:
-        raise ValueError(f"store_kind must be 'original' or 'cow', got {store_kind!r}")
+    store = make_store(store_kind, out.past_key_values, prompt_len, ctx.budget.max_new_tokens)
     del out
+    rng = generator(ctx.device, ctx.seed)
     stats = RoundStats(token_steps=prompt_len)
     with store.session(ctx.target):
-        store.start(1)
-        ended = decode_round(ctx, store, root_logits, [Path([])], max_paths, stats)
+        store.start(1)  # the prompt's KV is kept: the parent of top-up paths
+        ended = decode_round(ctx, store, root_logits, [Path([])], max_paths, stats, rng)
         final_paths = len(ended)
         topup = n - len(ended)
         if topup > 0:
             store.start(topup)
             ended += decode_round(ctx, store, root_logits.expand(topup, -1),
-                                  [Path([]) for _ in range(topup)], topup, stats)
+                                  [Path([]) for _ in range(topup)], topup, stats, rng)
     if len(ended) > n:
         best = sorted(range(len(ended)), key=lambda i: -ended[i].logprob)[:n]
         ended = [ended[i] for i in sorted(best)]

@@ -1,11 +1,12 @@
 """The registry of implemented methods: one ``register`` per method module."""
 
-from . import MethodSpec, register
+from . import MethodSpec, register, register_alias
 from .dynatree import DynaTreeParams
 from .eab import EABParams
 from .hf_assisted import HFAssistedParams
 from .linear import LinearParams
 from .pld import PLDParams
+from .shared_prefill import SharedPrefillParams
 from .tree import TreeParams
 
 register(MethodSpec(id="ar", module="ar", lossless=True))
@@ -19,5 +20,12 @@ register(MethodSpec(id="pld", module="pld", params_cls=PLDParams, lossless=True)
 
 register(MethodSpec(id="naive", module="naive", greedy=False, multi_sample=True))
 register(MethodSpec(id="naive_batched", module="naive_batched", greedy=False, multi_sample=True))
-register(MethodSpec(id="eab_original", module="eab_original", params_cls=EABParams, greedy=False, multi_sample=True))
-register(MethodSpec(id="eab_cow", module="eab_cow", params_cls=EABParams, greedy=False, multi_sample=True))
+register(MethodSpec(id="shared_prefill", module="shared_prefill", params_cls=SharedPrefillParams, greedy=False,
+                    multi_sample=True))
+register(MethodSpec(id="eab_deepcopy", module="eab_deepcopy", params_cls=EABParams, greedy=False,
+                    multi_sample=True))
+register(MethodSpec(id="eab_shared_prefix", module="eab_shared_prefix", params_cls=EABParams, greedy=False,
+                    multi_sample=True))
+# The ids before the stores were named for what they do (docs/multisample.md, "Method ids").
+register_alias("eab_original", "eab_deepcopy")
+register_alias("eab_cow", "eab_shared_prefix")
