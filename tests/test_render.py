@@ -203,3 +203,14 @@ def test_manifest_lists_study_results_only(rendered):
     for entry in manifest.values():
         assert all(f.startswith("results/raw/synth/") for f in entry["inputs"])
     json.dumps(manifest)  # serialisable as MANIFEST.json
+
+
+def test_a_headline_pick_never_names_the_baseline():
+    import pandas as pd
+
+    from decodebench.render import _best_row
+
+    df = pd.DataFrame({"method": ["ar_t16", "tree_t16"], "baseline": ["ar", "ar"],
+                       "speedup": [1.0, 0.8], "speedup_kind": ["baseline", "paired"]})
+    assert _best_row(df, "speedup")["method"] == "tree_t16"  # slower than AR, still the pick among methods
+    assert _best_row(df.iloc[:1], "speedup")["method"] == "ar_t16"  # only the baseline: nothing else to name

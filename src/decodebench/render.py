@@ -326,12 +326,14 @@ def macro_prefix(experiment: str) -> str:
     return re.sub(r"[0-9]", lambda m: digits[int(m.group())], name)
 
 
-def _best_row(df, col: str, exclude_baseline: bool = False):
-    """The row with the largest `col` (ties: first in config order); the baseline competes
-    unless exclude_baseline (then it is chosen only when it is the only row)."""
+def _best_row(df, col: str):
+    """The row with the largest `col` (ties: first in config order) among the methods compared
+    with a baseline: a headline pick never names the baseline itself as "the best" (it is
+    chosen only when it is the only row)."""
     cand = df[df[col].notna()] if col in df else df.iloc[0:0]
-    if exclude_baseline and (cand["method"] != cand["baseline"]).any():
-        cand = cand[cand["method"] != cand["baseline"]]
+    is_base = (cand["speedup_kind"] == "baseline") if "speedup_kind" in cand else (cand["method"] == cand["baseline"])
+    if (~is_base).any():
+        cand = cand[~is_base]
     if cand.empty:
         return None
     return cand.loc[cand[col].astype(float).idxmax()]
@@ -708,7 +710,7 @@ def render_leaderboard(ctx: Context, experiment: str, df) -> None:
                     notes=[latex_escape(n) for n in leaderboard_notes(table)])
     atomic_write_text(ctx.out / GENERATED / "tables" / "leaderboard.md", leaderboard_markdown(table))
     figure_leaderboard(ctx, df)
-    best = _best_row(df, "task_overall_speedup", exclude_baseline=True) if _no_speedup_reason(df) is None else None
+    best = _best_row(df, "task_overall_speedup") if _no_speedup_reason(df) is None else None
     ctx.number(f"{p}HasBaseline", "yes" if best is not None else "no")
     if best is not None:
         ctx.number(f"{p}BestMethod", best["method_label"], "highest Overall speedup")
