@@ -214,3 +214,17 @@ def test_a_headline_pick_never_names_the_baseline():
                        "speedup": [1.0, 0.8], "speedup_kind": ["baseline", "paired"]})
     assert _best_row(df, "speedup")["method"] == "tree_t16"  # slower than AR, still the pick among methods
     assert _best_row(df.iloc[:1], "speedup")["method"] == "ar_t16"  # only the baseline: nothing else to name
+
+
+def test_memory_table_hides_the_average_with_one_dataset(tmp_path):
+    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    raw = study_config()
+    raw["experiments"] = {"main": raw["experiments"]["main"],
+                          "memory": {**raw["experiments"]["memory"], "datasets": ["docs"]}}
+    cfg = synthesize(tmp_path, raw)
+    render_all(cfg, tmp_path, tmp_path)
+    memory = (tmp_path / "paper/generated/tables/memory.tex").read_text()
+    assert "across datasets" not in memory and "average (MiB)" not in memory
+    assert "peak (MiB) & rel. change" in memory
+    row = next(line for line in memory.splitlines() if line.startswith("tree"))
+    assert row == r"tree & \num{150.5} & \num{+49.75}\,\% \\"  # docs only: 150.5 vs 100.5 MiB

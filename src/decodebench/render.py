@@ -436,16 +436,22 @@ def render_memory(ctx: Context, experiment: str, df) -> None:
     """The seed paper's layout: method | peak MB per dataset | average | relative change."""
     fmt = ctx.fmt
     p = macro_prefix(experiment)
-    ctx.write_table("memory", "memory.tex", table=grouped_table(df, fmt, [
-        ("peak (MB)", _cell(fmt, "memory_mb", "peak_memory_mb_mean"), "min")], average=[
-        ("average (MB)", _cell(fmt, "memory_mb", "peak_memory_mb_mean"), "min"),
-        ("rel. change", _pct_cell(fmt, "peak_memory_change_pct"), None)]),
-        # Imported results often record only the total peak: no overhead table then.
-        overhead=None if "peak_memory_overhead_mb_mean" not in df or df["peak_memory_overhead_mb_mean"].isna().all()
-        else grouped_table(df, fmt, [
-            ("overhead (MB)", _cell(fmt, "memory_mb", "peak_memory_overhead_mb_mean"), "min")], average=[
-            ("average (MB)", _cell(fmt, "memory_mb", "peak_memory_overhead_mb_mean"), "min"),
-            ("rel. change", _pct_cell(fmt, "overhead_change_pct"), None)]))
+    def layout(value: str, change: str, header: str) -> dict:
+        """Several datasets: value per dataset, then its average and the average's relative
+        change; one dataset: the value and its relative change (an average would repeat it)."""
+        cell = _cell(fmt, "memory_mb", value)
+        if len(_datasets(df)) > 1:
+            return grouped_table(df, fmt, [(header, cell, "min")], average=[
+                ("average (MiB)", cell, "min"), ("rel. change", _pct_cell(fmt, change), None)])
+        return grouped_table(df, fmt, [(header, cell, "min"), ("rel. change", _pct_cell(fmt, change), None)])
+
+    multi = len(_datasets(df)) > 1
+    ctx.write_table("memory", "memory.tex", multi=multi,
+                    table=layout("peak_memory_mb_mean", "peak_memory_change_pct", "peak (MiB)"),
+                    # Imported results often record only the total peak: no overhead table then.
+                    overhead=None if "peak_memory_overhead_mb_mean" not in df
+                    or df["peak_memory_overhead_mb_mean"].isna().all()
+                    else layout("peak_memory_overhead_mb_mean", "overhead_change_pct", "overhead (MiB)"))
     avg = analysis.across_datasets(df)
     base = avg[avg["method"] == avg["baseline"]]
     if not base.empty:
