@@ -99,6 +99,9 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, help="default: the config's")
     p.add_argument("--limit", type=int, help="first N prompts only")
     p.add_argument("--load-cpu", type=int, default=0, help="the core the competing load is pinned to")
+    p.add_argument("--threads", type=int, help="torch threads of the measurement (default: the config's)")
+    p.add_argument("--protocols", nargs="+", choices=["paired", "per_method"], default=["paired", "per_method"],
+                   help="which protocols to run (default both)")
     p.add_argument("--out", default="stability.json")
     args = p.parse_args()
 
@@ -114,12 +117,14 @@ def main() -> None:
     if args.max_new_tokens:
         exp.setdefault("protocol", {})["max_new_tokens"] = args.max_new_tokens
     cfg["check"] = {**cfg.get("check", {}), "remeasure": 0}  # measure what the machine gives
+    if args.threads:
+        cfg["threads"] = args.threads
 
     table = {}
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         for load in (False, True):
-            for paired in (True, False):
+            for paired in [p == "paired" for p in args.protocols]:
                 key = f"{'paired' if paired else 'per_method'}/{'loaded' if load else 'quiet'}"
                 print(f"== {key}", flush=True)
                 out_dir = Path(tmp) / key
@@ -134,7 +139,7 @@ def main() -> None:
                                             for m, res in results.items()}}
 
     env = {"machine": platform.processor() or platform.machine(), "platform": platform.platform(),
-           "cpus": os.cpu_count(), "methods": methods, "started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),
+           "cpus": os.cpu_count(), "threads": cfg.get("threads"), "methods": methods, "started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),
            "command": " ".join(["benchmarks/stability.py"] + [a for a in os.sys.argv[1:]])}
     atomic_write_text(args.out, json.dumps({"environment": env, "conditions": table}, indent=1))
 
