@@ -11,7 +11,8 @@ import yaml
 
 from decodebench.cli import main
 from decodebench.config import load_config
-from decodebench.draft import ReducedVocabLlamaForCausalLM, build_draft
+from decodebench.draft import build_draft
+from decodebench.draft_model import ReducedVocabLlamaForCausalLM
 from decodebench.models import CARD, ModelUnavailable, load_model
 
 RECIPE = {"layers": 1, "vocab_size": 48, "heldout_documents": 1, "seq_len": 16, "train_sequences": 8,

@@ -185,7 +185,7 @@ def load_model(spec: dict, device: str = "cpu", dtype: str = "float32",
     local = materialise(spec, resources_dir)
     if local is not None:
         if "distilled" in spec:
-            from .draft import load_draft
+            from .draft_model import load_draft
 
             model = load_draft(local, torch_dtype)
         else:
