@@ -104,6 +104,10 @@ def main(argv=None) -> int:
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--cost-steps", type=int, default=30)
     ap.add_argument("--no-speedups", action="store_true")
+    ap.add_argument("--prompt-file", type=Path,
+                    help="agreement_greedy (and speedups) on the first --prompts prompts of this prompt set "
+                         "(e.g. resources/prompts/embedded/gutenberg.jsonl, the prompts a study reports) instead "
+                         "of the draft's held-out documents; the report says which were trained on")
     ap.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = ap.parse_args(argv)
 
@@ -116,8 +120,18 @@ def main(argv=None) -> int:
     target = load_model(cfg["models"]["target"], resources_dir=res)
     draft = load_model(cfg["models"]["draft"], resources_dir=res)
     card = draft.identity["card"]
-    prompts = heldout_prompts(card, target.tokenizer, args.prompts, args.prompt_tokens)
     windows = heldout_prompts(card, target.tokenizer, args.prompts, args.prompt_tokens + args.new_tokens)
+    trained_on = None
+    if args.prompt_file:
+        rows = [json.loads(line) for line in args.prompt_file.read_text().splitlines()][:args.prompts]
+        prompts = [torch.tensor(r["input_ids"]) for r in rows]
+        args.prompt_tokens = len(prompts[0])
+        if any(len(p) != args.prompt_tokens for p in prompts):
+            sys.exit(f"{args.prompt_file}: prompts of different lengths; use a set of one prompt length")
+        left_out = set(card["corpus"]["heldout_documents"]) | set(card.get("excluded_prompt_documents", []))
+        trained_on = sorted({r["source"] for r in rows} - left_out)
+    else:
+        prompts = heldout_prompts(card, target.tokenizer, args.prompts, args.prompt_tokens)
     continued = greedy_continuations(target.model, prompts, args.new_tokens)
     report = {
         "draft": draft.identity["name"], "draft_weights_sha256": draft.identity["weights_sha256"],
@@ -125,7 +139,9 @@ def main(argv=None) -> int:
         "agreement_corpus": agreement(draft.model, target.model, windows),
         "agreement_greedy": agreement(draft.model, target.model, continued, from_pos=args.prompt_tokens - 1),
         "cost": step_cost(draft.model, target.model, prompts[0][None, :64], args.cost_steps),
-        "prompts": args.prompts, "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens,
+        "prompts": len(prompts), "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens,
+        "prompts_from": str(args.prompt_file) if args.prompt_file else "the draft's held-out documents",
+        "prompt_documents_trained_on": trained_on,
     }
     if not args.no_speedups:
         with tempfile.TemporaryDirectory() as tmp:
