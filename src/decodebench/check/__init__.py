@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .artifacts import rule_artifacts, rule_dataset_names, rule_manuscript, rule_tables
+from .artifacts import rule_artifacts, rule_dataset_names, rule_tables
 from .groups import (baseline_of, groups, rule_baseline_stability, rule_comparability, rule_experiment_comparability,
                      rule_lossless, rule_source_speedups)
 from .inputs import Inputs, rule_dataset_provenance, rule_identity, rule_staleness
+from .manuscript import rule_manuscript
 from .per_result import (read_result, rule_arithmetic, rule_contention, rule_definitions, rule_errors,
                          rule_memory, rule_memory_model, rule_provenance)
 from .questions import rule_leaderboard_baseline, rule_run_agreement, rule_values
