@@ -24,13 +24,14 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def fake_render_all(cfg: dict, out_dir: Path) -> dict:
+def fake_render_all(cfg: dict, out_dir: Path, root: Path | str = ".") -> dict:
     """The agreed contract: render every artifact under out_dir, return the manifest's artifacts.
-    Reads the study's results relative to the current directory, like the real stage."""
-    results = sorted(Path("results/raw", cfg["study"]).rglob("*.json"))
-    data = {p: json.loads(p.read_text()) for p in results}
+    Reads the study's results under root (default the current directory), like the real stage."""
+    base = Path(root) / "results" / "raw" / cfg["study"]
+    results = sorted(Path("results/raw", cfg["study"]) / p.relative_to(base) for p in base.rglob("*.json"))
+    data = {p: json.loads((Path(root) / p).read_text()) for p in results}
     tps = {d["method"]["name"]: d["summary"]["tokens_per_s"]["mean"] for d in data.values()}
-    inputs = {str(p): _sha(p) for p in results}
+    inputs = {str(p): _sha(Path(root) / p) for p in results}
     files = {
         TABLE: "\\begin{tabular}{lr}\nmethod & tokens/s \\\\\n"
                + "".join(f"{m} & {v:.2f} \\\\\n" for m, v in sorted(tps.items())) + "\\end{tabular}\n",
@@ -70,6 +71,19 @@ def test_fresh_rendering_passes(rendered):
     report = check(rendered)
     assert fired(report) == set(), report.text()
     assert report.checked[(TABLE, "artifacts")] == "passed"
+
+
+def test_root_is_honoured_from_another_directory(rendered, tmp_path_factory, monkeypatch):
+    """check --root: re-rendering reads the results and templates under the root, not the cwd
+    (issue 20, item 8)."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    report = check_paths([rendered / "results" / "raw"], cfg=CFG, root=rendered, artifacts=True,
+                         regenerate_prompts=False)
+    assert {f for f in fired(report) if f[1] in ("artifacts", "manuscript")} == set(), report.text()
+    assert report.checked[(TABLE, "artifacts")] == "passed"
+    (rendered / TABLE).write_text((rendered / TABLE).read_text().replace("linear_k4 & 32", "linear_k4 & 33"))
+    report = check_paths([], cfg=CFG, root=rendered, artifacts=True)
+    assert {(f.file.split(":")[0], f.rule) for f in report.findings if f.severity == "error"} == {(TABLE, "artifacts")}
 
 
 def test_hand_edited_table_names_the_line(rendered):

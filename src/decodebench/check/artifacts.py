@@ -7,8 +7,9 @@ The manifest, written by the render stage:
      "artifacts": {"<path relative to the repo root>": {"sha256": "<hex>",
                                                         "inputs": {"<result path>": "<sha256>"}}}}
 
-``decodebench.render.render_all(cfg, out_dir) -> dict`` re-renders every artifact under
-out_dir (same relative layout) and returns the manifest's ``artifacts``; `check` renders into
+``decodebench.render.render_all(cfg, out_dir, root=root) -> dict`` re-renders every artifact of
+the repository at root under out_dir (same relative layout) and returns the manifest's
+``artifacts``; `check` renders into
 a temporary directory and compares file by file.
 """
 
@@ -119,7 +120,7 @@ def rule_artifacts(root: Path, cfg: dict | None, report: Report, rerender: bool 
     with tempfile.TemporaryDirectory(prefix="decodebench-check-") as tmp:
         out = Path(tmp)
         try:
-            render_all(cfg, out)
+            render_all(cfg, out, root=root)  # the results and templates under --root, not the cwd
         except Exception as exc:  # any failure of the renderer is the finding
             report.error(mrel, "artifacts", f"re-rendering failed: {type(exc).__name__}: {exc}")
             return
