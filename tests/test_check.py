@@ -268,7 +268,9 @@ def test_baseline_stability_names_dependent_speedups(tmp_path):
     assert "linear_k4 (3.06x [" in f.message and "expected CV <= 0.15" in f.message, f.message
     # the command that re-measures only this job, in the report
     assert report.remeasure_command().endswith(f"--forcerun {AR}")
-    assert report.text().splitlines()[-1] == f"re-measure the flagged jobs (only those): snakemake --cores all --forcerun {AR}"
+    *_, command, signature = report.text().splitlines()
+    assert command == f"re-measure the flagged jobs (only those): snakemake --cores all --forcerun {AR}"
+    assert signature.startswith("decodebench check signature: ")
     # The threshold is configurable.
     report = check_paths([tmp_path / "results" / "raw"], root=tmp_path, cv_threshold=5.0)
     assert not [f for f in report.findings if f.rule == "baseline-stability"]

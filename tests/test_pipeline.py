@@ -307,3 +307,40 @@ def test_embedded_config_builds_the_draft_after_the_target(workspace):
     assert "input: resources/models/smollm2-135m-instruct/decodebench_model.json" in draft, draft
     # paired measurement: one job per (experiment, dataset)
     assert re.search(r"^benchmark_main_gutenberg\s+1$", out, re.M), out[-2000:]
+
+
+def _bare_workspace(root: Path, cfg: dict) -> Path:
+    """The workflow copied into a directory whose path has a space, with cfg as config/test.yaml."""
+    ws = root / "my workspace"
+    for name in WORKFLOW_FILES:
+        src, dst = REPO / name, ws / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(src, dst) if src.is_dir() else shutil.copy(src, dst)
+    (ws / "config" / "test.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return ws
+
+
+def test_bad_config_fails_the_dry_run_and_paths_with_spaces_are_quoted(tmp_path):
+    """Issue 20, item 9: an experiment key like ../../x fails `snakemake -n` (it would write
+    results and logs outside the workspace), and so does a bad method parameter; the check
+    rules quote their paths (a workspace path with a space)."""
+    ws = _bare_workspace(tmp_path, make_config(tmp_path, tmp_path / "no-model"))
+    config = str(ws / "config" / "test.yaml")  # absolute, with the space
+    out = dry_run(ws, ["--configfile", config, "-p", "--forcerun", "check"])
+    assert f"decodebench check --config '{config}'" in out, out[-3000:]
+
+    cfg = make_config(tmp_path, tmp_path / "no-model")
+    cfg["experiments"]["../../x"] = cfg["experiments"].pop("main")
+    (ws / "config" / "bad.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = snakemake(ws, "--configfile", "config/bad.yaml", "-n", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "key '../../x' is not a safe name" in out and "bad.yaml" in out, out[-3000:]
+    assert not (tmp_path / "x").exists()
+
+    cfg = make_config(tmp_path, tmp_path / "no-model")
+    cfg["experiments"]["main"]["methods"]["ar_again"] = {"method": "pld", "params": {"num_tokens": -3}}
+    (ws / "config" / "bad.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = snakemake(ws, "--configfile", "config/bad.yaml", "-n", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "experiments.main.methods.ar_again.params: num_tokens must be an integer >= 1" in out, \
+        out[-3000:]
