@@ -201,8 +201,10 @@ def teacher_topk(target, windows: torch.Tensor, k: int, batch_size: int = 8, pro
 
 
 def _cached(path: Path, compute):
+    """compute(), cached as a torch file (tensors and tuples of them); loaded with
+    weights_only=True, which unpickles no code, whatever the torch version's default."""
     if path.exists():
-        return torch.load(path)
+        return torch.load(path, weights_only=True)
     value = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
