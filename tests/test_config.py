@@ -84,13 +84,43 @@ def test_latin1_labels_are_accepted(tmp_path):
 
 @pytest.mark.parametrize("params, expected", [
     ({"k": -3}, "k must be an integer >= 1, got -3"),
-    ({"k": "four"}, "k must be int, got 'four'"),
-    ({"k": 2.0}, "k must be int, got 2.0"),
+    ({"k": "four"}, "k must be an integer >= 1, got 'four'"),
+    ({"k": 2.0}, "k must be an integer >= 1, got 2.0"),
     ({"kk": 3}, "unknown parameter(s) kk for method 'linear' (allowed: k)"),
 ])
 def test_method_parameters_are_checked_when_the_config_is_read(tmp_path, params, expected):
     message = refused(tmp_path, lambda cfg: cfg["experiments"]["main"]["methods"]["linear"].update(params=params))
     assert f"experiments.main.methods.linear.params: {expected}" in message, message
+
+
+def test_every_implemented_method_declares_its_parameters_where_the_config_is_checked():
+    """config.check_method_params reads method_params (no torch); the registry must agree."""
+    from decodebench.method_params import PARAMS
+    from decodebench.methods import all_methods
+
+    assert {mid: spec.params_cls for mid, spec in all_methods().items()} == PARAMS
+
+
+def test_checking_a_config_imports_no_torch(tmp_path):
+    import subprocess
+    import sys
+
+    path = write(tmp_path, BASE)
+    code = (f"import sys; from decodebench.config import load_config; load_config({str(path)!r}); "
+            f"assert 'torch' not in sys.modules, 'torch was imported'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("params, expected", [
+    ({"branch_factor": "four"}, "branch_factor must be of type int, got 'four' (method 'eab_cow')"),
+    ({"entropy_threshold": True}, "entropy_threshold must be of type float, got True (method 'eab_cow')"),
+])
+def test_parameter_types_a_method_does_not_check_itself(tmp_path, params, expected):
+    message = refused(tmp_path, lambda cfg: cfg["experiments"].update(multi={
+        "baseline": "naive", "datasets": ["docs"],
+        "methods": {"naive": {"method": "naive"}, "eab": {"method": "eab_cow", "params": params}}}))
+    assert f"experiments.multi.methods.eab.params: {expected}" in message, message
 
 
 def test_swept_parameters_are_checked_too(tmp_path):

@@ -164,17 +164,15 @@ def check_method_params(cfg: dict, source: str | Path) -> None:
     Imported studies name methods decodebench does not implement: not checked."""
     if cfg.get("import"):
         return
-    from .methods import get_method  # late import: methods import torch
+    from .method_params import resolve_params  # no torch: Snakemake plans with this
 
     problems = []
     for e, exp in cfg["experiments"].items():
         for m, mspec in exp["methods"].items():
-            where = f"experiments.{e}.methods.{m}"
             try:
-                spec = get_method(mspec["method"])
-                spec.resolve_params(mspec.get("params") or {})
+                resolve_params(mspec["method"], mspec.get("params") or {})
             except (TypeError, ValueError) as exc:
-                problems.append(f"{where}.params: {exc}")
+                problems.append(f"experiments.{e}.methods.{m}.params: {exc}")
     if problems:
         raise ConfigError(f"{source}: invalid config:\n  " + "\n  ".join(problems))
 

@@ -34,6 +34,7 @@ from typing import Any, Callable
 import torch
 
 from ..measurement import Measurement
+from ..method_params import NoParams, make_params
 from .speculative import Round, round_stats
 
 
@@ -188,11 +189,6 @@ class GenerationOutput:
         return len(self.new_ids)
 
 
-@dataclass
-class NoParams:
-    """A method without parameters."""
-
-
 @dataclass(frozen=True)
 class MethodSpec:
     id: str
@@ -208,36 +204,11 @@ class MethodSpec:
         return importlib.import_module(f"{__name__}.{self.module}").generate
 
     def make_params(self, params: dict) -> Any:
-        names = {f.name for f in dataclasses.fields(self.params_cls)}
-        unknown = sorted(set(params) - names)
-        if unknown:
-            raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for method '{self.id}' "
-                             f"(allowed: {', '.join(sorted(names)) or 'none'})")
-        for f in dataclasses.fields(self.params_cls):
-            if f.name in params and not _has_type(params[f.name], str(f.type)):
-                raise ValueError(f"{f.name} must be {f.type}, got {params[f.name]!r} (method '{self.id}')")
-        obj = self.params_cls(**params)
-        if hasattr(obj, "validate"):
-            obj.validate()
-        return obj
+        return make_params(self.params_cls, self.id, params)
 
     def resolve_params(self, params: dict) -> dict:
         """Every parameter with defaults filled in, as plain data for the result file."""
         return dataclasses.asdict(self.make_params(params))
-
-
-_TYPES = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-          "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-          "bool": lambda v: isinstance(v, bool), "str": lambda v: isinstance(v, str), "None": lambda v: v is None}
-
-
-def _has_type(value, annotation: str) -> bool:
-    """Whether value fits a params field's annotation ("int", "float | None", ...); an
-    annotation other than these simple types is left to the params' validate()."""
-    kinds = [k.strip() for k in annotation.split("|")]
-    if not all(k in _TYPES for k in kinds):
-        return True
-    return any(_TYPES[k](value) for k in kinds)
 
 
 _REGISTRY: dict[str, MethodSpec] = {}

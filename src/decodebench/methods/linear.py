@@ -33,23 +33,13 @@ new tokens = sum(accepted) + rounds. The draft's logits must cover the target's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from transformers import DynamicCache
 
 from ..kvcache import cache_length, crop_to
+from ..method_params import LinearParams  # noqa: F401 (the method's parameters, declared there)
 from . import GenContext, GenerationOutput, greedy
 from .speculative import Round
-
-
-@dataclass
-class LinearParams:
-    k: int = 4  # draft tokens proposed per round
-
-    def validate(self) -> None:
-        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
-            raise ValueError(f"k must be an integer >= 1, got {self.k!r}")
 
 
 def _vocab_size(model) -> int:

@@ -1,12 +1,14 @@
 """The registry of implemented methods: one ``register`` per method module."""
 
+from ..method_params import (
+                    DynaTreeParams,
+                    EABParams,
+                    HFAssistedParams,
+                    LinearParams,
+                    PLDParams,
+                    TreeParams,
+)
 from . import MethodSpec, register
-from .dynatree import DynaTreeParams
-from .eab import EABParams
-from .hf_assisted import HFAssistedParams
-from .linear import LinearParams
-from .pld import PLDParams
-from .tree import TreeParams
 
 register(MethodSpec(id="ar", module="ar", lossless=True))
 register(MethodSpec(id="linear", module="linear", params_cls=LinearParams, needs_draft=True, lossless=True))
