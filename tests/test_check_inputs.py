@@ -161,7 +161,7 @@ def test_cli_defaults_to_the_study_results(measured, tiny_config):
     proc = subprocess.run([sys.executable, "-m", "decodebench.cli", "check", "--config", str(tiny_config),
                            "--cv-threshold", str(NO_CV_LIMIT)], capture_output=True, text=True, cwd=root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "decodebench check: 2 files, 14 rule checks" in proc.stdout, proc.stdout  # the result and the config
+    assert "decodebench check: 2 files, 15 rule checks" in proc.stdout, proc.stdout  # the result and the config
     assert f"{tiny_config}: baseline-stability: warning: check.cv_threshold is 1e+09" in proc.stdout, proc.stdout
     raw = yaml.safe_load(tiny_config.read_text())
     raw["protocol"]["max_new_tokens"] = 10
@@ -233,3 +233,26 @@ def test_gate_refuses_a_signed_report_of_a_failing_check(measured, tiny_config):
     (root / "check.txt").write_text(text)
     code, out = _cli("--verify-report", root / "check.txt", "--config", tiny_config)
     assert code == 1 and "gate: error: the check did not pass (expected 0 errors, found 1)" in out, out
+
+
+def test_every_speculative_method_measured_for_real_satisfies_the_relations(tiny_config, tmp_path, monkeypatch):
+    """The relations rule written from the schema's definitions holds on what the methods
+    actually record (no false alarm): per-round lists, phase times, forwards."""
+    from decodebench.harness import run_group
+
+    monkeypatch.chdir(tmp_path)
+    raw = yaml.safe_load(tiny_config.read_text())
+    methods = {"ar": {"method": "ar"}, "linear": {"method": "linear", "params": {"k": 3}},
+               "tree": {"method": "tree", "params": {"depth": 3, "branching": 2}}, "dynatree": {"method": "dynatree"},
+               "hf_assisted": {"method": "hf_assisted"}, "pld": {"method": "pld"}}
+    raw["experiments"]["main"]["methods"] = methods
+    tiny_config.write_text(yaml.safe_dump(raw))
+    cfg = load_config(tiny_config)
+    outs = {m: tmp_path / f"results/raw/tiny/main/docs/{m}.json" for m in methods}
+    run_group(cfg, "main", "docs", list(methods), outs, progress=False)
+    report = check(cfg, tmp_path)
+    for m in methods:
+        rel = f"results/raw/tiny/main/docs/{m}.json"
+        assert report.checked[(rel, "relations")] == "passed", report.text()
+    speculative = json.loads(outs["tree"].read_text())["records"][0]
+    assert speculative["accepted_per_round"] and speculative["draft_time_per_round_s"]  # the rule had data

@@ -4,7 +4,7 @@
     print(report.text()); sys.exit(report.exit_code())
 
 It only reads; nothing is modified or deleted. Rules (ids as printed; docs/check.md):
-schema, errors, memory, memory-model, contention, arithmetic, definitions, values, provenance
+schema, errors, memory, memory-model, contention, arithmetic, definitions, relations, values, provenance
 (per result file);
 lossless, comparability, baseline-stability, no-baseline, run-agreement (across results);
 staleness, dataset-provenance, identity (against the current config, prompt files, weights, code;
@@ -26,7 +26,7 @@ from .groups import (baseline_of, groups, rule_baseline_stability, rule_comparab
 from .inputs import Inputs, rule_dataset_provenance, rule_identity, rule_staleness
 from .manuscript import rule_manuscript
 from .per_result import (read_result, rule_arithmetic, rule_contention, rule_definitions, rule_errors,
-                         rule_memory, rule_memory_model, rule_provenance)
+                         rule_memory, rule_memory_model, rule_provenance, rule_relations)
 from .questions import rule_leaderboard_baseline, rule_run_agreement, rule_values
 from .report import ERROR, NOT_APPLICABLE, RULES, WARNING, Finding, Report
 
@@ -78,6 +78,7 @@ def check_paths(paths: list[Path], cfg: dict | None = None, root: Path = Path(".
         rule_contention(res, report)
         rule_arithmetic(res, report)
         rule_definitions(res, report)
+        rule_relations(res, report)
         rule_values(res, report)
         rule_provenance(res, report)
         rule_staleness(res, inputs, report)

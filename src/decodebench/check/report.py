@@ -17,7 +17,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 
 RULES = (
-    "schema", "errors", "memory", "memory-model", "arithmetic", "definitions", "values", "lossless",
+    "schema", "errors", "memory", "memory-model", "arithmetic", "definitions", "relations", "values", "lossless",
     "comparability", "baseline-stability", "no-baseline", "run-agreement", "contention", "dataset-provenance",
     "identity", "provenance", "staleness", "artifacts", "manuscript", "gate",
 )
