@@ -166,6 +166,35 @@ def test_an_edited_or_stale_table_is_caught_against_its_results(workspace):
         csv.write_text(original)
 
 
+def test_the_gate_follows_the_config_and_refuses_a_hand_written_report(workspace):
+    """Issue 20, item 6: a config change reruns both checks (their params carry the config's
+    hash), and a hand-written check_paper.txt does not reach the PDF (verify_check)."""
+    ws, args = workspace
+    config = ws / "config" / "test.yaml"
+    original = config.read_text()
+    cfg = yaml.safe_load(original)
+    cfg["check"]["cv_threshold"] = 0.9
+    try:
+        config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        out = dry_run(ws, args + UNTIL)
+        assert "rule check_results" in out and "rule check:" in out and "rule benchmark" not in out, out[-3000:]
+    finally:
+        config.write_text(original)
+    report = ws / "results" / "tables" / STUDY / "check_paper.txt"
+    genuine = report.read_text()
+    verified = f"results/tables/{STUDY}/check_paper.verified.txt"
+    try:
+        report.write_text("decodebench check: 40 files, 400 rule checks: 400 passed, 0 with errors, 0 acknowledged, "
+                          "0 with warnings, 0 not applicable; 0 errors, 0 acknowledged, 0 warnings, 0 not applicable\n")
+        proc = snakemake(ws, verified, *args, check=False)  # the target first: --configfile takes several
+        assert proc.returncode != 0, proc.stdout[-3000:]
+        log = (ws / "logs" / STUDY / "verify_check.log").read_text()
+        assert f"results/tables/{STUDY}/check_paper.txt: gate: error: no signature" in log, log
+    finally:
+        report.write_text(genuine)
+        snakemake(ws, *args, *UNTIL)  # the genuine report verifies again; the PDF is rebuilt after it
+
+
 def test_second_run_does_nothing(workspace):
     ws, args = workspace
     out = dry_run(ws, args + UNTIL)
