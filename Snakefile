@@ -7,6 +7,7 @@
 #   resources/prompts/{study}/{dataset}.jsonl                  prompt sets (+ .meta.json with SHA-256)
 #   results/raw/{study}/{experiment}/{dataset}/{method}.json   one result per benchmark job
 #   results/tables/{study}/check.txt                           the integrity check's report
+#   results/tables/{study}/check_paper.txt, .verified.txt      the final check's report, its verification
 #   results/tables/{study}/{experiment}.csv                    one tidy table per experiment
 #   paper/generated/{tables,figures}/..., numbers.tex, setup.tex, study.tex
 #   results/MANIFEST.json                                      sha256 of every generated file and its inputs
@@ -31,7 +32,7 @@ include: "workflow/rules/paper.smk"
 # Small, quick jobs run where snakemake runs, also under a cluster profile: no queueing and
 # status polling for seconds of work, and they need what compute nodes may lack (latexmk for
 # the paper, the hub for the prompts). import_results is one too (benchmark.smk).
-localrules: all, prepare_prompts, check_results, check, aggregate, render, paper
+localrules: all, prepare_prompts, check_results, check, verify_check, aggregate, render, paper
 
 
 rule all:

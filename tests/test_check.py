@@ -100,9 +100,33 @@ def short_generation(r):  # 30 of 32 tokens with EOS disabled, everything else c
 
 def acceptance_above_one(r):  # bonus token counted as accepted: consistent arithmetic, wrong definition
     for rec in r["records"]:
-        rec["draft_tokens_accepted"] = round(1.3 * rec["draft_tokens_proposed"])
+        rec["accepted_per_round"] = [p + 1 for p in rec["proposed_per_round"]]
+        rec["draft_tokens_accepted"] = sum(rec["accepted_per_round"])
         rec["acceptance_rate"] = rec["draft_tokens_accepted"] / rec["draft_tokens_proposed"]
         rec["tokens_per_round"] = rec["draft_tokens_accepted"] / rec["rounds"] + 1
+
+
+def round_dropped_from_lists(r):  # a round left out of the per-round lists (not of the totals)
+    rec = r["records"][2]
+    for name in ("accepted_per_round", "proposed_per_round", "draft_time_per_round_s", "verify_time_per_round_s"):
+        rec[name] = rec[name][:-1]
+
+
+def per_round_not_the_total(r):  # the per-round accepted counts of another generation
+    rec = r["records"][1]
+    rec["accepted_per_round"] = [0] + rec["accepted_per_round"][1:]
+
+
+def phases_longer_than_the_generation(r):  # phase clocks not stopped, or summed over prompts
+    for rec in r["records"][3:]:
+        rec["verify_time_s"] = rec["wall_time_s"] * 0.9
+        rec["verify_time_per_round_s"] = [rec["verify_time_s"] / rec["rounds"]] * rec["rounds"]
+
+
+def more_rounds_than_forwards(r):
+    rec = r["records"][0]
+    rec["target_forwards"] = rec["rounds"] - 1
+    rec["tokens_per_target_forward"] = rec["new_tokens"] / rec["target_forwards"]
 
 
 def ttft_outside_timing(r):
@@ -187,7 +211,13 @@ CASES = {
     "arithmetic-budget": (on("ar", short_generation), {(AR, "arithmetic", "error")}),
     "arithmetic-acceptance-recomputed": (on("linear_k4", set_record(1, acceptance_rate=0.9)),
                                          {(LIN, "arithmetic", "error")}),
-    "definitions-acceptance-above-one": (on("linear_k4", acceptance_above_one), {(LIN, "definitions", "error")}),
+    "definitions-acceptance-above-one": (on("linear_k4", acceptance_above_one),
+                                         {(LIN, "definitions", "error"), (LIN, "relations", "error")}),
+    "relations-round-missing": (on("linear_k4", round_dropped_from_lists), {(LIN, "relations", "error")}),
+    "relations-per-round-sum": (on("linear_k4", per_round_not_the_total), {(LIN, "relations", "error")}),
+    "relations-phases-above-wall": (on("linear_k4", phases_longer_than_the_generation),
+                                    {(LIN, "relations", "error")}),
+    "relations-rounds-above-forwards": (on("linear_k4", more_rounds_than_forwards), {(LIN, "relations", "error")}),
     "definitions-ttft-above-wall": (on("ar", ttft_outside_timing), {(AR, "definitions", "error")}),
     "lossless-fp32": (on("linear_k4", diverging_outputs), {(LIN, "lossless", "error")}),
     # a mismatch at a near-tie of AR's logits is a warning in any dtype; elsewhere an error in every dtype
@@ -227,7 +257,7 @@ CASES = {
                              {(AR, "provenance", "error"), (LIN, "provenance", "error")}),
     # Realistic combinations.
     "seed-paper": (on("linear_k4", seed_paper), {(LIN, "memory", "error"), (LIN, "definitions", "error"),
-                                                 (LIN, "provenance", "error")}),
+                                                 (LIN, "relations", "error"), (LIN, "provenance", "error")}),
 }
 
 
@@ -262,13 +292,26 @@ def test_messages_name_field_expected_and_found(tmp_path):
     assert "records[1]" in msg and "(expected 32, found 30)" in msg
 
 
+def test_relations_name_the_relation_the_record_and_the_numbers(tmp_path):
+    report = run(tmp_path, CASES["relations-per-round-sum"][0]())
+    (msg,) = [f.line() for f in report.findings if f.rule == "relations"]
+    assert msg == (f"{LIN}: relations: error: sum of accepted_per_round equals draft_tokens_accepted: not so in "
+                   f"records[1] (prompt 1, repeat 0) (expected 21, found 19)"), msg
+    report = run(tmp_path, CASES["relations-phases-above-wall"][0]())
+    (msg,) = [f.message for f in report.findings if f.rule == "relations"]
+    assert "the phases fit in the wall time: not so in records[3] (prompt 3, repeat 0) and 4 more record(s)" in msg
+    assert "expected draft_time_s + verify_time_s <= wall_time_s" in msg, msg
+
+
 def test_baseline_stability_names_dependent_speedups(tmp_path):
     report = run(tmp_path, CASES["baseline-stability-slow-noisy"][0]())
     (f,) = [f for f in report.findings if f.rule == "baseline-stability"]
     assert "linear_k4 (3.06x [" in f.message and "expected CV <= 0.15" in f.message, f.message
     # the command that re-measures only this job, in the report
     assert report.remeasure_command().endswith(f"--forcerun {AR}")
-    assert report.text().splitlines()[-1] == f"re-measure the flagged jobs (only those): snakemake --cores all --forcerun {AR}"
+    *_, command, signature = report.text().splitlines()
+    assert command == f"re-measure the flagged jobs (only those): snakemake --cores all --forcerun {AR}"
+    assert signature.startswith("decodebench check signature: ")
     # The threshold is configurable.
     report = check_paths([tmp_path / "results" / "raw"], root=tmp_path, cv_threshold=5.0)
     assert not [f for f in report.findings if f.rule == "baseline-stability"]

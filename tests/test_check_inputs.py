@@ -46,7 +46,9 @@ def test_clean_run_passes_with_no_errors(measured):
     assert errors(report) == set(), report.text()
     # A dirty working tree (the helper's own checkout) may warn, and so may a busy machine (the
     # suite runs beside other work; the contention rule's own tests plant it); nothing else may.
-    assert fired(report) <= {(RESULT, "provenance", "warning"), (RESULT, "contention", "warning")}, report.text()
+    # NO_CV_LIMIT relaxes baseline-stability, which a measured study's report says (on the config).
+    assert fired(report) <= {(RESULT, "provenance", "warning"), (RESULT, "contention", "warning"),
+                             (cfg["_file"], "baseline-stability", "warning")}, report.text()
     assert report.checked[(RESULT, "memory-model")] == "passed", report.text()
     # Everything that could be compared was: job, prompt file, weights, prompts re-made by the loader.
     assert report.checked[(RESULT, "staleness")] in ("passed", "warning")
@@ -159,10 +161,98 @@ def test_cli_defaults_to_the_study_results(measured, tiny_config):
     proc = subprocess.run([sys.executable, "-m", "decodebench.cli", "check", "--config", str(tiny_config),
                            "--cv-threshold", str(NO_CV_LIMIT)], capture_output=True, text=True, cwd=root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "decodebench check: 1 files, 13 rule checks" in proc.stdout, proc.stdout
+    assert "decodebench check: 2 files, 15 rule checks" in proc.stdout, proc.stdout  # the result and the config
+    assert f"{tiny_config}: baseline-stability: warning: check.cv_threshold is 1e+09" in proc.stdout, proc.stdout
     raw = yaml.safe_load(tiny_config.read_text())
     raw["protocol"]["max_new_tokens"] = 10
     tiny_config.write_text(yaml.safe_dump(raw))
     proc = subprocess.run([sys.executable, "-m", "decodebench.cli", "check", "--config", str(tiny_config),
                            "--cv-threshold", str(NO_CV_LIMIT)], capture_output=True, text=True, cwd=root)
     assert proc.returncode == 1 and f"{RESULT}: staleness: error: the job changed" in proc.stdout
+
+
+# --- gate: the report is signed over the config and its inputs; --verify-report checks it -----
+
+def _cli(*args):
+    import contextlib
+    import io
+
+    from decodebench.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["check", *map(str, args)])
+    return code, out.getvalue()
+
+
+def test_gate_refuses_a_hand_written_edited_or_outdated_report(measured, tiny_config):
+    cfg, root = measured
+    report_path = root / "results" / "tables" / "tiny" / "check_paper.txt"
+    report_path.parent.mkdir(parents=True)
+    code, text = _cli("--config", tiny_config, "--cv-threshold", NO_CV_LIMIT)
+    assert code == 0, text
+    report_path.write_text(text)
+    assert _cli("--verify-report", report_path, "--config", tiny_config) == (
+        0, f"{report_path}: gate: passed (signed by a passing check of this config and these inputs)\n")
+
+    # hand-written: what a passing report says, without the signature
+    report_path.write_text("decodebench check: 1 files, 13 rule checks: 13 passed, 0 with errors, 0 acknowledged, "
+                           "0 with warnings, 0 not applicable; 0 errors, 0 acknowledged, 0 warnings, 0 not applicable\n")
+    code, out = _cli("--verify-report", report_path, "--config", tiny_config)
+    assert code == 1 and out.startswith(f"{report_path}: gate: error: no signature"), out
+
+    # a real report whose findings were edited away keeps a signature that no longer matches
+    report_path.write_text(text.replace("baseline-stability: warning", "baseline-stability: passed"))
+    code, out = _cli("--verify-report", report_path, "--config", tiny_config)
+    assert code == 1 and "gate: error: the signature does not match" in out, out
+
+    # an input changed after the check (a result re-measured, edited or deleted)
+    report_path.write_text(text)
+    result = root / RESULT
+    original = result.read_text()
+    result.write_text(original.replace('"seed": 0', '"seed": 0 '))
+    code, out = _cli("--verify-report", report_path, "--config", tiny_config)
+    assert code == 1 and "an input changed" in out, out
+    result.write_text(original)
+
+    # the config changed after the check: the report is for another config
+    raw = yaml.safe_load(tiny_config.read_text())
+    raw["protocol"]["max_new_tokens"] = 10
+    tiny_config.write_text(yaml.safe_dump(raw))
+    code, out = _cli("--verify-report", report_path, "--config", tiny_config)
+    assert code == 1 and f"{report_path}: gate: error: made for another config" in out, out
+
+
+def test_gate_refuses_a_signed_report_of_a_failing_check(measured, tiny_config):
+    cfg, root = measured
+    raw = yaml.safe_load(tiny_config.read_text())
+    raw["protocol"]["max_new_tokens"] = 10  # the result is now stale: the check fails
+    tiny_config.write_text(yaml.safe_dump(raw))
+    code, text = _cli("--config", tiny_config, "--cv-threshold", NO_CV_LIMIT)
+    assert code == 1 and "staleness: error" in text
+    (root / "check.txt").write_text(text)
+    code, out = _cli("--verify-report", root / "check.txt", "--config", tiny_config)
+    assert code == 1 and "gate: error: the check did not pass (expected 0 errors, found 1)" in out, out
+
+
+def test_every_speculative_method_measured_for_real_satisfies_the_relations(tiny_config, tmp_path, monkeypatch):
+    """The relations rule written from the schema's definitions holds on what the methods
+    actually record (no false alarm): per-round lists, phase times, forwards."""
+    from decodebench.harness import run_group
+
+    monkeypatch.chdir(tmp_path)
+    raw = yaml.safe_load(tiny_config.read_text())
+    methods = {"ar": {"method": "ar"}, "linear": {"method": "linear", "params": {"k": 3}},
+               "tree": {"method": "tree", "params": {"depth": 3, "branching": 2}}, "dynatree": {"method": "dynatree"},
+               "hf_assisted": {"method": "hf_assisted"}, "pld": {"method": "pld"}}
+    raw["experiments"]["main"]["methods"] = methods
+    tiny_config.write_text(yaml.safe_dump(raw))
+    cfg = load_config(tiny_config)
+    outs = {m: tmp_path / f"results/raw/tiny/main/docs/{m}.json" for m in methods}
+    run_group(cfg, "main", "docs", list(methods), outs, progress=False)
+    report = check(cfg, tmp_path)
+    for m in methods:
+        rel = f"results/raw/tiny/main/docs/{m}.json"
+        assert report.checked[(rel, "relations")] == "passed", report.text()
+    speculative = json.loads(outs["tree"].read_text())["records"][0]
+    assert speculative["accepted_per_round"] and speculative["draft_time_per_round_s"]  # the rule had data

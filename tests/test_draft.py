@@ -156,3 +156,25 @@ def test_self_distillation_trains_on_the_targets_continuations_away_from_prompt_
     path.write_text(yaml.safe_dump(raw))
     _, built = build_draft(load_config(path), progress=False)
     assert built and len(card_of(path)["excluded_prompt_documents"]) == 2
+
+
+def test_the_teacher_cache_loads_tensors_only(tmp_path, monkeypatch):
+    """torch.load with weights_only=True: a cache file that would run code when unpickled is
+    refused, whatever the installed torch's default (issue 20, item 9). The environment
+    variable gives this torch the old default (weights_only=False) wherever a call does not
+    say it."""
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    import pickle
+
+    import torch
+
+    from decodebench.draft import _cached
+    from decodebench.methods.linear import LinearParams
+
+    path = tmp_path / "train.pt"
+    value = (torch.arange(6).reshape(2, 3), torch.ones(2))
+    assert _cached(path, lambda: value)[0].tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert [t.tolist() for t in _cached(path, lambda: 1 / 0)] == [t.tolist() for t in value]  # from the cache
+    torch.save(LinearParams(k=3), path)  # an arbitrary object, not tensors
+    with pytest.raises(pickle.UnpicklingError):
+        _cached(path, lambda: value)

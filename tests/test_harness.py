@@ -170,3 +170,19 @@ def test_benchmark_groups_follow_the_pairing():
         ("benchmark_main_a", ["ar", "linear"]), ("benchmark_main_b", ["ar", "linear"]),
         ("benchmark", ["ar"]), ("benchmark", ["t"])]
     assert groups[0]["outputs"] == ["results/raw/s/main/a/ar.json", "results/raw/s/main/a/linear.json"]
+
+
+def test_an_unwritable_out_is_refused_before_measuring(tiny_config, tmp_path, monkeypatch):
+    """`decodebench run --out` where no file can be written fails before any model is loaded,
+    instead of losing a finished measurement (issue 20, item 9)."""
+    from decodebench import harness
+    from decodebench.cli import main
+
+    monkeypatch.setattr(harness, "load_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the output directory should be")
+    out = blocker / "main" / "ar.json"
+    with pytest.raises(OSError, match=rf"{out}: cannot write the result here \({blocker} is not a writable "
+                                      r"directory\); nothing was measured"):
+        main(["run", "--config", str(tiny_config), "--experiment", "main", "--dataset", "docs", "--method", "ar",
+              "--out", str(out), "--quiet"])

@@ -405,3 +405,10 @@ def test_multisample_results_pass_the_result_rules(tiny_config, tmp_path):
                          cv_threshold=10.0)  # a tiny model's timing noise is not under test
     bad = [f for f in report.findings if f.severity == "error"]
     assert not bad, report.text()
+
+
+def test_the_light_store_names_are_the_stores():
+    from decodebench import method_params
+    from decodebench.multisample import STORES
+
+    assert tuple(STORES) == method_params.STORES

@@ -166,6 +166,35 @@ def test_an_edited_or_stale_table_is_caught_against_its_results(workspace):
         csv.write_text(original)
 
 
+def test_the_gate_follows_the_config_and_refuses_a_hand_written_report(workspace):
+    """Issue 20, item 6: a config change reruns both checks (their params carry the config's
+    hash), and a hand-written check_paper.txt does not reach the PDF (verify_check)."""
+    ws, args = workspace
+    config = ws / "config" / "test.yaml"
+    original = config.read_text()
+    cfg = yaml.safe_load(original)
+    cfg["check"]["cv_threshold"] = 0.9
+    try:
+        config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        out = dry_run(ws, args + UNTIL)
+        assert "rule check_results" in out and "rule check:" in out and "rule benchmark" not in out, out[-3000:]
+    finally:
+        config.write_text(original)
+    report = ws / "results" / "tables" / STUDY / "check_paper.txt"
+    genuine = report.read_text()
+    verified = f"results/tables/{STUDY}/check_paper.verified.txt"
+    try:
+        report.write_text("decodebench check: 40 files, 400 rule checks: 400 passed, 0 with errors, 0 acknowledged, "
+                          "0 with warnings, 0 not applicable; 0 errors, 0 acknowledged, 0 warnings, 0 not applicable\n")
+        proc = snakemake(ws, verified, *args, check=False)  # the target first: --configfile takes several
+        assert proc.returncode != 0, proc.stdout[-3000:]
+        log = (ws / "logs" / STUDY / "verify_check.log").read_text()
+        assert f"results/tables/{STUDY}/check_paper.txt: gate: error: no signature" in log, log
+    finally:
+        report.write_text(genuine)
+        snakemake(ws, *args, *UNTIL)  # the genuine report verifies again; the PDF is rebuilt after it
+
+
 def test_second_run_does_nothing(workspace):
     ws, args = workspace
     out = dry_run(ws, args + UNTIL)
@@ -317,3 +346,40 @@ def test_embedded_config_builds_the_draft_after_the_target(workspace):
     assert "input: resources/models/smollm2-135m-instruct/decodebench_model.json" in draft, draft
     # paired measurement: one job per (experiment, dataset)
     assert re.search(r"^benchmark_main_gutenberg\s+1$", out, re.M), out[-2000:]
+
+
+def _bare_workspace(root: Path, cfg: dict) -> Path:
+    """The workflow copied into a directory whose path has a space, with cfg as config/test.yaml."""
+    ws = root / "my workspace"
+    for name in WORKFLOW_FILES:
+        src, dst = REPO / name, ws / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(src, dst) if src.is_dir() else shutil.copy(src, dst)
+    (ws / "config" / "test.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return ws
+
+
+def test_bad_config_fails_the_dry_run_and_paths_with_spaces_are_quoted(tmp_path):
+    """Issue 20, item 9: an experiment key like ../../x fails `snakemake -n` (it would write
+    results and logs outside the workspace), and so does a bad method parameter; the check
+    rules quote their paths (a workspace path with a space)."""
+    ws = _bare_workspace(tmp_path, make_config(tmp_path, tmp_path / "no-model"))
+    config = str(ws / "config" / "test.yaml")  # absolute, with the space
+    out = dry_run(ws, ["--configfile", config, "-p", "--forcerun", "check"])
+    assert f"decodebench check --config '{config}'" in out, out[-3000:]
+
+    cfg = make_config(tmp_path, tmp_path / "no-model")
+    cfg["experiments"]["../../x"] = cfg["experiments"].pop("main")
+    (ws / "config" / "bad.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = snakemake(ws, "--configfile", "config/bad.yaml", "-n", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "key '../../x' is not a safe name" in out and "bad.yaml" in out, out[-3000:]
+    assert not (tmp_path / "x").exists()
+
+    cfg = make_config(tmp_path, tmp_path / "no-model")
+    cfg["experiments"]["main"]["methods"]["ar_again"] = {"method": "pld", "params": {"num_tokens": -3}}
+    (ws / "config" / "bad.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = snakemake(ws, "--configfile", "config/bad.yaml", "-n", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "experiments.main.methods.ar_again.params: num_tokens must be an integer >= 1" in out, \
+        out[-3000:]

@@ -127,6 +127,24 @@ def test_strings_are_escaped_in_tables_and_setup(rendered):
     assert r"\newcommand{\SetupMemoryKind}{process\_rss}" in setup
 
 
+def test_reproducibility_lists_what_the_check_acknowledges_or_relaxes(rendered, tmp_path):
+    """Issue 20, item 10: acknowledgements (with their reasons) and a relaxed baseline threshold
+    reach the paper's reproducibility section through setup.tex."""
+    from decodebench.render import Context, template_env, write_setup
+
+    root, cfg, _ = rendered
+    assert r"\newcommand{\SetupCheckExceptions}{none}" in (root / "paper/generated/setup.tex").read_text()
+    relaxed = {**cfg, "check": {"cv_threshold": 1.0, "acknowledge": [
+        {"rule": "contention", "files": "results/raw/synth/*/*/ar.json", "reason": "a shared machine, 50% busy"}]}}
+    ctx = Context(cfg=relaxed, root=root, out=tmp_path, fmt=Formats(relaxed), env=template_env(root), tables={},
+                  numbers=[], flags=[])
+    write_setup(ctx, [json.loads(p.read_text()) for p in sorted((root / "results/raw").rglob("*.json"))])
+    setup = (tmp_path / "paper/generated/setup.tex").read_text()
+    assert (r"\newcommand{\SetupCheckExceptions}{contention (results/raw/synth/*/*/ar.json): a shared machine, 50\% "
+            r"busy; baseline-stability threshold 1 instead of 0.15}") in setup, setup
+    assert r"\SetupCheckExceptions" in (REPO / "paper" / "main.tex").read_text()
+
+
 def test_best_value_is_bold_and_formats_follow_the_config(rendered):
     root, _, _ = rendered
     lines = (root / "paper/generated/tables/main.tex").read_text().splitlines()

@@ -135,3 +135,27 @@ def test_atomic_writes_get_a_normal_file_mode(tmp_path):
     finally:
         os.umask(mask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644  # mkstemp alone would leave 0600
+
+
+def test_temporaries_of_killed_writes_are_removed_by_the_next_write(tmp_path):
+    """A writer killed with SIGKILL runs no cleanup and leaves its temporary file; the next
+    write of the same file removes it. A live writer's temporary file, and other files', stay."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from decodebench.results import atomic_write_text
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    stale = tmp_path / f".a.txt.{child.pid}.k3j2.tmp"  # what the killed writer left
+    legacy = tmp_path / ".a.txt.x8y7.tmp"  # the name before pids were recorded
+    live = tmp_path / f".a.txt.{os.getpid()}.q1w2.tmp"  # a write in progress (this process)
+    other = tmp_path / f".b.txt.{child.pid}.k3j2.tmp"  # another file's
+    for p in (stale, legacy, live, other):
+        p.write_text("half")
+    atomic_write_text(tmp_path / "a.txt", "complete")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a.txt", live.name, other.name])
+    assert (tmp_path / "a.txt").read_text() == "complete"

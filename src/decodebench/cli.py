@@ -121,10 +121,14 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_check(args) -> int:
-    from .check import DEFAULT_CV_THRESHOLD, check_paths
-    from .config import load_config
+    from .check import DEFAULT_CV_THRESHOLD, Report, check_paths, checked_inputs, result_files, verify_report
+    from .config import ConfigError, load_config
 
-    cfg = load_config(args.config) if args.config else None
+    try:
+        cfg = load_config(args.config) if args.config else None
+    except ConfigError as exc:
+        print(f"decodebench check: {exc}", file=sys.stderr)
+        return 2
     root = Path(args.root)
     if args.paths:
         paths, artifacts = [Path(p) for p in args.paths], False
@@ -134,6 +138,15 @@ def _cmd_check(args) -> int:
         if not paths[0].is_dir():
             print(f"decodebench check: no results directory {paths[0]}", file=sys.stderr)
             paths = []
+    if args.verify_report:
+        report = Report()
+        path = Path(args.verify_report)
+        text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+        verify_report(path, text, (cfg or {}).get("_sha256"),
+                      checked_inputs(root, result_files(paths), cfg, artifacts), report)
+        print("\n".join(f.line() for f in report.findings) or f"{path}: gate: passed (signed by a passing check "
+                                                                 f"of this config and these inputs)")
+        return report.exit_code()
     cv_threshold = args.cv_threshold
     if cv_threshold is None:
         cv_threshold = (cfg or {}).get("check", {}).get("cv_threshold", DEFAULT_CV_THRESHOLD)
@@ -280,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-render", action="store_true", help="do not re-render artifacts to compare")
     c.add_argument("--no-prompts", action="store_true", help="do not re-make prompt sets with their loader")
     c.add_argument("--json", action="store_true", help="findings and counts as JSON")
+    c.add_argument("--verify-report", metavar="REPORT",
+                   help="do not check: verify that REPORT is a passing check of this config and of these inputs "
+                        "as they are now (its signature; rule gate); exit 1 if not")
     c.set_defaults(func=_cmd_check)
 
     b = sub.add_parser("build-draft", help="distil the config's draft model (models.draft.distilled) once")

@@ -31,6 +31,11 @@ import yaml
 
 DEFAULT_PROTOCOL = {"warmups": 1, "repeats": 1, "max_new_tokens": 64, "stop_at_eos": False,
                     "num_samples": 1, "temperature": 1.0}
+DEFAULT_CV_THRESHOLD = 0.15  # check.cv_threshold (rule baseline-stability)
+# Rules whose findings are about this repository's own numbers and paper, never third-party
+# data: a study cannot acknowledge them (docs/check.md, "acknowledged").
+NOT_ACKNOWLEDGEABLE = {"measured": ("lossless", "manuscript", "artifacts", "tuning", "gate"),
+                       "imported": ("manuscript", "artifacts", "gate")}
 
 
 class ConfigError(ValueError):
@@ -46,15 +51,54 @@ def canonical_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key] + 1}; expected each key once "
+                                f"in a mapping)", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A config file's YAML, with duplicate keys refused (ConfigError naming file and line)."""
+    path = Path(path)
+    try:
+        return yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+
+
+def _is_integer(checker, instance) -> bool:
+    """JSON Schema's integer without its 1.0 == 1: `max_new_tokens: 64.0` is not an integer here."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
+
+
 def validate_config(cfg: Any, source: str | Path = "<config>") -> None:
-    validator = jsonschema.Draft202012Validator(config_schema())
+    validator = _Validator(config_schema())
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
     if not errors:
         return
     lines = []
     for e in errors:
         where = ".".join(map(str, e.absolute_path)) or "(top level)"
-        if e.validator == "additionalProperties":
+        if "propertyNames" in e.relative_schema_path:
+            lines.append(f"{where}: key {e.instance!r} is not a safe name (expected {e.schema.get('description')}; "
+                         f"it becomes part of file paths and Snakemake wildcards)")
+        elif e.validator == "additionalProperties":
             lines.append(f"{where}: {e.message} (check the spelling; allowed keys: "
                          f"{', '.join(sorted(e.schema.get('properties', {})))})")
         else:
@@ -64,18 +108,75 @@ def validate_config(cfg: Any, source: str | Path = "<config>") -> None:
 
 def load_config(path: str | Path) -> dict:
     path = Path(path)
-    try:
-        cfg = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    validate_config(cfg, path)
-    cfg = expand_config(cfg, path)
-    check_references(cfg, path)
+    cfg = check_config(read_yaml(path), path)
     cfg["_file"] = str(path)
     cfg["_sha256"] = canonical_hash({k: v for k, v in cfg.items() if not k.startswith("_")})
     return cfg
+
+
+def check_config(cfg: Any, source: str | Path = "<config>") -> dict:
+    """Everything about a config that can be wrong before any job runs, checked at once (for
+    ``load_config`` and for Snakemake's planning, so ``snakemake -n`` fails with the error): the
+    schema (safe names, integers that are ints), references, acknowledgements, labels LaTeX can
+    typeset, and every method configuration's parameters. Returns the expanded config."""
+    validate_config(cfg, source)
+    cfg = expand_config(cfg, source)
+    check_references(cfg, source)
+    check_acknowledgements(cfg, source)
+    check_labels(cfg, source)
+    check_method_params(cfg, source)
+    return cfg
+
+
+def check_acknowledgements(cfg: dict, source: str | Path) -> None:
+    """A study acknowledges only findings about data it cannot fix (NOT_ACKNOWLEDGEABLE)."""
+    kind = "imported" if cfg.get("import") else "measured"
+    problems = [f"check.acknowledge[{i}].rule: '{entry['rule']}' cannot be acknowledged in a {kind} study "
+                f"(expected a rule about third-party data, not one of {', '.join(NOT_ACKNOWLEDGEABLE[kind])}: "
+                f"fix what it reports instead)"
+                for i, entry in enumerate((cfg.get("check") or {}).get("acknowledge") or [])
+                if entry["rule"] in NOT_ACKNOWLEDGEABLE[kind]]
+    if problems:
+        raise ConfigError(f"{source}: invalid config:\n  " + "\n  ".join(problems))
+
+
+def _latin1(text: str) -> bool:
+    return all(0x20 <= ord(c) <= 0x7E or 0xA0 <= ord(c) <= 0xFF for c in text)
+
+
+def check_labels(cfg: dict, source: str | Path) -> None:
+    """Labels go into the paper's tables: printable Latin-1 only (what pdflatex's default
+    setup typesets); `≥`, CJK or an emoji would fail only inside latexmk."""
+    fields = [(f"datasets.{d}.label", spec.get("label")) for d, spec in cfg.get("datasets", {}).items()]
+    fields += [(f"experiments.{e}.methods.{m}.label", spec.get("label"))
+               for e, exp in cfg["experiments"].items() for m, spec in exp["methods"].items()]
+    problems = []
+    for where, text in fields:
+        if text is not None and not _latin1(text):
+            bad = next(c for c in text if not _latin1(c))
+            problems.append(f"{where}: {text!r} has {bad!r} (U+{ord(bad):04X}), which the paper's LaTeX setup "
+                            f"cannot typeset (expected printable Latin-1 characters; write e.g. '>=' for '≥')")
+    if problems:
+        raise ConfigError(f"{source}: invalid config:\n  " + "\n  ".join(problems))
+
+
+def check_method_params(cfg: dict, source: str | Path) -> None:
+    """Every method configuration's parameters against what its method declares (names,
+    types, ranges), so that `k: -3` fails when the config is read, not when the job runs.
+    Imported studies name methods decodebench does not implement: not checked."""
+    if cfg.get("import"):
+        return
+    from .method_params import resolve_params  # no torch: Snakemake plans with this
+
+    problems = []
+    for e, exp in cfg["experiments"].items():
+        for m, mspec in exp["methods"].items():
+            try:
+                resolve_params(mspec["method"], mspec.get("params") or {})
+            except (TypeError, ValueError) as exc:
+                problems.append(f"experiments.{e}.methods.{m}.params: {exc}")
+    if problems:
+        raise ConfigError(f"{source}: invalid config:\n  " + "\n  ".join(problems))
 
 
 def _short(param: str) -> str:

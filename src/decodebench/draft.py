@@ -222,6 +222,8 @@ def prompt_documents(cfg: dict, corpus: dict, tokenizer) -> frozenset[str]:
 
 
 def _cached(path: Path, compute):
+    """compute(), cached as a torch file (tensors and tuples of them); loaded with
+    weights_only=True, which unpickles no code, whatever the torch version's default."""
     if path.exists():
         return torch.load(path, weights_only=True)
     value = compute()

@@ -295,7 +295,7 @@ class SharedPrefixStore(PathStore):
     share_prompt = True
 
 
-STORES = {"deepcopy": DeepCopyStore, "shared_prefix": SharedPrefixStore}
+STORES = {"deepcopy": DeepCopyStore, "shared_prefix": SharedPrefixStore}  # method_params.STORES names them
 
 
 def make_store(kind: str, prefill_cache: DynamicCache, prompt_len: int, max_new_tokens: int) -> PathStore:

@@ -1016,8 +1016,23 @@ def setup_values(results: list[dict]) -> dict[str, str]:
     }
 
 
+def check_exceptions(cfg: dict) -> str:
+    """What the study's config relaxes in `decodebench check`, for the reproducibility section:
+    each acknowledged rule with its files and reason, and a baseline CV threshold above the
+    default (docs/check.md)."""
+    from .config import DEFAULT_CV_THRESHOLD
+
+    check = cfg.get("check") or {}
+    out = [f"{a['rule']} ({a.get('files', 'every file')}): {' '.join(a['reason'].split())}"
+           for a in check.get("acknowledge") or []]
+    if check.get("cv_threshold", DEFAULT_CV_THRESHOLD) > DEFAULT_CV_THRESHOLD:
+        out.append(f"baseline-stability threshold {check['cv_threshold']:g} instead of {DEFAULT_CV_THRESHOLD:g}")
+    return "; ".join(out) if out else "none"
+
+
 def write_setup(ctx: Context, results: list[dict]) -> None:
-    text = ctx.env.get_template("setup.tex").render(values=setup_values(results))
+    values = {**setup_values(results), "CheckExceptions": check_exceptions(ctx.cfg)}
+    text = ctx.env.get_template("setup.tex").render(values=values)
     atomic_write_text(ctx.out / GENERATED / "setup.tex", text)
 
 

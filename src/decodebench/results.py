@@ -2,11 +2,13 @@
 
 A result file is the one place a measured number is stored. Writing validates first and
 then replaces the destination atomically (temporary file in the same directory, fsync,
-``os.replace``): an interrupted run leaves the old file or no file, never half a file.
+``os.replace``): an interrupted run leaves the old file or no file, never half a file; the
+next write of the same file deletes the temporary file a killed writer left behind.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import math
@@ -88,11 +90,37 @@ def _umask() -> int:
     return mask
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporary files of `path` that interrupted writes left behind: named
+    ``.<name>.<pid>.<random>.tmp`` by atomic_write_text, they are stale when that process is
+    gone (one killed mid-write: SIGKILL runs no cleanup); older names without a pid are
+    stale too. Returns what was deleted."""
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        if not (pid.isdigit() and _alive(int(pid))):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write text so that `path` is either untouched or complete."""
+    """Write text so that `path` is either untouched or complete (and clear what earlier
+    interrupted writes of `path` left behind)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)

@@ -31,7 +31,7 @@ if not imported(CFG):
             resources:
                 **device_resources(exclusive=True),
             shell:
-                "decodebench run --quiet --config {params.config_file} {params.args} > {log} 2>&1"
+                "decodebench run --quiet --config {params.config_file:q} {params.args} > {log:q} 2>&1"
 
     if PER_METHOD_EXPERIMENTS:
 
@@ -52,8 +52,8 @@ if not imported(CFG):
             resources:
                 **device_resources(exclusive=True),
             shell:
-                "decodebench run --quiet --config {params.config_file} --experiment {wildcards.experiment} "
-                "--dataset {wildcards.dataset} --method {wildcards.method} --out {output} > {log} 2>&1"
+                "decodebench run --quiet --config {params.config_file:q} --experiment {wildcards.experiment} "
+                "--dataset {wildcards.dataset} --method {wildcards.method} --out {output:q} > {log:q} 2>&1"
 
     if "tune" in CFG:
 
@@ -93,5 +93,5 @@ else:
             study=STUDY,
             config_file=CONFIG_FILE,
         shell:
-            "decodebench import --format {params.format} {input.sources} --config {params.config_file} "
-            "--out {output} --study {params.study} > {log} 2>&1"
+            "decodebench import --format {params.format} {input.sources:q} --config {params.config_file:q} "
+            "--out {output} --study {params.study} > {log:q} 2>&1"

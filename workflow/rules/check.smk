@@ -5,6 +5,9 @@
 #   check: the same plus the generated artifacts (manifest hashes, hand edits, re-rendering
 #     agrees) and the manuscript (no hand-typed measured numbers), before the PDF is built.
 # The report is both the rule's output and its log, so a failing check leaves it readable.
+# Each report depends on the config's hash (params: a changed config reruns the checks) and
+# on its inputs, and ends with a signature over both (rule gate): the PDF rule verifies it
+# (`decodebench check --verify-report`), so a hand-written or outdated report opens nothing.
 
 
 rule check_results:
@@ -18,8 +21,9 @@ rule check_results:
         "../envs/decodebench.yaml"
     params:
         config_file=CONFIG_FILE,
+        config_sha256=CONFIG_SHA256,
     shell:
-        "decodebench check --config {params.config_file} {input} 2>&1 | tee {log} > {output}"
+        "decodebench check --config {params.config_file:q} {input:q} 2>&1 | tee {log:q} > {output:q}"
 
 
 rule check:
@@ -36,5 +40,6 @@ rule check:
         "../envs/decodebench.yaml"
     params:
         config_file=CONFIG_FILE,
+        config_sha256=CONFIG_SHA256,
     shell:
-        "decodebench check --config {params.config_file} 2>&1 | tee {log} > {output}"
+        "decodebench check --config {params.config_file:q} 2>&1 | tee {log:q} > {output:q}"

@@ -3,10 +3,9 @@
 import ast
 from pathlib import Path
 
-import yaml
 from snakemake.exceptions import WorkflowError
 
-from decodebench.config import ConfigError, expand_config, validate_config
+from decodebench.config import ConfigError, canonical_hash, check_config, read_yaml
 from decodebench.layout import (MANIFEST, artifacts, benchmark_groups, figures, imported, result_files, table_path,
                                 tuned_experiment, tuned_path)
 from decodebench.prompts import prompt_file
@@ -17,8 +16,10 @@ CONFIG_FILE = workflow.overwrite_configfiles[-1] if workflow.overwrite_configfil
 
 # The benchmark jobs read CONFIG_FILE themselves, so the config Snakemake plans with must be
 # exactly that file: no other config file or --config value merged into it.
-with open(CONFIG_FILE) as fh:
-    file_config = yaml.safe_load(fh)
+try:
+    file_config = read_yaml(CONFIG_FILE)  # duplicate keys refused (Snakemake's loader keeps the last)
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
 if not workflow.overwrite_configfiles and not config:
     config.update(file_config)  # the default, loaded here (see the Snakefile)
 if config != file_config:
@@ -26,11 +27,14 @@ if config != file_config:
         f"the config differs from {CONFIG_FILE}: Snakemake merged it with another config file or "
         f"--config values. Give one --configfile and put every setting in it."
     )
+# The whole config is checked here, before any job runs (names, types, references, labels,
+# acknowledgements, every method's parameters): `snakemake -n` fails with the error.
 try:
-    validate_config(config, CONFIG_FILE)
-    CFG = expand_config(config)
+    CFG = check_config(config, CONFIG_FILE)
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
+# The check reports depend on it (a params change reruns them): the same hash as load_config's.
+CONFIG_SHA256 = canonical_hash(CFG)
 
 STUDY = CFG["study"]
 RESOURCES = CFG.get("resources_dir", "resources")
@@ -170,6 +174,10 @@ def check_report():
 
 def paper_check_report():
     return f"results/tables/{STUDY}/check_paper.txt"
+
+
+def verified_check_report():
+    return f"results/tables/{STUDY}/check_paper.verified.txt"
 
 
 def import_questions():

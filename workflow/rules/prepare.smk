@@ -20,8 +20,8 @@ rule prepare_model:
             m for m in CFG["models"].values() if m["name"] == wc.model) else "prepare-model",
     shell:
         "if [ {params.command} = build-draft ]; then "
-        "decodebench build-draft --config {params.config_file} > {log} 2>&1; else "
-        "decodebench prepare-model --config {params.config_file} --role {params.role} > {log} 2>&1; fi"
+        "decodebench build-draft --config {params.config_file:q} > {log:q} 2>&1; else "
+        "decodebench prepare-model --config {params.config_file:q} --role {params.role} > {log:q} 2>&1; fi"
 
 
 rule prepare_prompts:
@@ -36,4 +36,4 @@ rule prepare_prompts:
     params:
         config_file=CONFIG_FILE,
     shell:
-        "decodebench prepare-prompts --config {params.config_file} --dataset {wildcards.dataset} > {log} 2>&1"
+        "decodebench prepare-prompts --config {params.config_file:q} --dataset {wildcards.dataset} > {log:q} 2>&1"

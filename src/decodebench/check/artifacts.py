@@ -1,5 +1,5 @@
-"""Rules on what is made from the results: artifacts (paper/generated/ and results/MANIFEST.json)
-and manuscript (numbers typed into paper/*.tex by hand).
+"""Rules on what is made from the results: artifacts (paper/generated/ and results/MANIFEST.json);
+the manuscript rule (numbers typed into paper/*.tex by hand) is in manuscript.py.
 
 The manifest, written by the render stage:
 
@@ -7,8 +7,9 @@ The manifest, written by the render stage:
      "artifacts": {"<path relative to the repo root>": {"sha256": "<hex>",
                                                         "inputs": {"<result path>": "<sha256>"}}}}
 
-``decodebench.render.render_all(cfg, out_dir) -> dict`` re-renders every artifact under
-out_dir (same relative layout) and returns the manifest's ``artifacts``; `check` renders into
+``decodebench.render.render_all(cfg, out_dir, root=root) -> dict`` re-renders every artifact of
+the repository at root under out_dir (same relative layout) and returns the manifest's
+``artifacts``; `check` renders into
 a temporary directory and compares file by file.
 """
 
@@ -25,41 +26,9 @@ from .report import Report
 
 MANIFEST = Path("results/MANIFEST.json")
 GENERATED = Path("paper/generated")
-PAPER = Path("paper")
 
 # Normalised away before comparing PDFs: timestamps and the file id change on every save.
 _PDF_VOLATILE = re.compile(rb"/(CreationDate|ModDate) \(D:[^)]*\)|/ID \[<[0-9a-fA-F]*> ?<[0-9a-fA-F]*>\]")
-
-# Numbers that look measured. Integers with \times are left alone when another number follows
-# ("2 \times 2"); percentages need a sign or a decimal point ("95\% confidence" is not flagged);
-# memory needs a decimal point ("an 80 GB GPU" is hardware, "5853.3 MB" is a measurement).
-_NUM = r"(?<![\w.\\])[+\-−]?\d+(?:[.,]\d+)?"
-MEASURED = re.compile("|".join([
-    rf"{_NUM}\s*(?:\$\s*)?\\times(?!\s*\$?\s*\d)",
-    rf"{_NUM}\s*×(?!\s*\d)",
-    rf"(?<![\w.\\])(?:[+\-−]\d+(?:\.\d+)?|\d+\.\d+)\s*\\%",
-    rf"(?<![\w.\\])\d+\.\d+\s*(?:~|\\,|\\ |\s)?(?:MB|MiB|GB|GiB|KB|KiB)\b",
-    rf"{_NUM}\s*(?:~|\\,|\\ |\s)?(?:tokens/s|tok/s|tokens per second|tokens/second)",
-    rf"(?<![\w.\\])\d+\.\d+\s*(?:~|\\,|\\ |\s)?ms\b",
-]))
-_COMMENT = re.compile(r"(?<!\\)%.*$")
-
-
-def rule_manuscript(root: Path, report: Report) -> None:
-    paper = root / PAPER
-    if not paper.is_dir():
-        return
-    for tex in sorted(paper.rglob("*.tex")):
-        rel = tex.relative_to(root)
-        if rel.parts[:2] in (("paper", "generated"), ("paper", "build")):
-            continue
-        report.ran(str(rel), "manuscript")
-        for n, line in enumerate(tex.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-            for m in MEASURED.finditer(_COMMENT.sub("", line)):
-                report.error(str(rel), "manuscript",
-                             f"number typed by hand (expected a macro from {GENERATED}/numbers.tex or an "
-                             f"\\input generated table, found {m.group(0).strip()!r})", line=n)
-
 
 def rule_dataset_names(root: Path, loaders: set[str], report: Report) -> None:
     """dataset-provenance on the generated text: a public dataset named in a table, figure
@@ -151,7 +120,7 @@ def rule_artifacts(root: Path, cfg: dict | None, report: Report, rerender: bool 
     with tempfile.TemporaryDirectory(prefix="decodebench-check-") as tmp:
         out = Path(tmp)
         try:
-            render_all(cfg, out)
+            render_all(cfg, out, root=root)  # the results and templates under --root, not the cwd
         except Exception as exc:  # any failure of the renderer is the finding
             report.error(mrel, "artifacts", f"re-rendering failed: {type(exc).__name__}: {exc}")
             return

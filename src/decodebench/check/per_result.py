@@ -1,4 +1,4 @@
-"""Rules that look at one result file alone: schema, errors, memory, arithmetic, definitions,
+"""Rules that look at one result file alone: schema, errors, memory, arithmetic, definitions, relations,
 provenance.
 
 Measured results are checked record by record (columns as numpy arrays, one pass per rule);
@@ -475,6 +475,78 @@ def _check_forwards(res: Result, report: Report, new: np.ndarray) -> None:
             report.error(res.path, "definitions", f"AR made a target forward count different from its new tokens in "
                                                   f"{_where(res, idx)} (expected {int(new[idx[0]])}, found "
                                                   f"{int(forwards[idx[0]])})")
+
+
+# --- relations: a record's fields against each other, as the schema defines them ------------
+
+PER_ROUND = ("accepted_per_round", "proposed_per_round", "draft_time_per_round_s", "verify_time_per_round_s",
+             "verify_tokens_per_round", "draft_forwards_per_round", "draft_tokens_fed_per_round")
+# per-round list -> the record's total it is a part of ("==": the total is the sum, every token
+# belongs to a round; "<=": phases or forwards outside every round count in the total only)
+ROUND_TOTALS = {"accepted_per_round": ("draft_tokens_accepted", "=="),
+                "proposed_per_round": ("draft_tokens_proposed", "=="),
+                "draft_time_per_round_s": ("draft_time_s", "<="),
+                "verify_time_per_round_s": ("verify_time_s", "<="),
+                "draft_forwards_per_round": ("draft_forwards", "<=")}
+PHASES = ("prefill_time_s", "draft_time_s", "verify_time_s")
+# phases are timed inside the timed generation (perf_counter, or CUDA events): slack for
+# two clocks read around the same region
+PHASE_SLACK_S, PHASE_SLACK_REL = 1e-3, 0.01
+
+
+def rule_relations(res: Result, report: Report) -> None:
+    """Relations between a record's own fields, from the schema's definitions: one entry per
+    round in every per-round list (``rounds`` of them); the per-round lists add up to their
+    totals (accepted and proposed exactly; phase times and draft forwards at most, a phase or
+    a forward may fall outside every round); no round accepts more than it proposed; the
+    phases (prefill, draft, verify) fit in the wall time; every round is a target forward
+    (``rounds <= target_forwards``)."""
+    f = res.path
+    if res.records is None:
+        report.not_applicable(f, "relations", "no records (imported result)")
+        return
+    report.ran(f, "relations")
+    problems: dict[str, list[tuple[int, str]]] = {}
+
+    def bad(kind: str, i: int, detail: str) -> None:
+        problems.setdefault(kind, []).append((i, detail))
+
+    for i, r in enumerate(res.records):
+        rounds = r.get("rounds")
+        for name in PER_ROUND:
+            values = r.get(name)
+            if values is None:
+                continue
+            if rounds is not None and len(values) != rounds:
+                bad(f"{name} has one entry per round", i, f"expected {rounds} entries (rounds), found {len(values)}")
+            total_name, relation = ROUND_TOTALS.get(name, (None, None))
+            total = r.get(total_name) if total_name else None
+            if total is None:
+                continue
+            part = sum(values)
+            slack = ABS_TOL + REL_TOL * abs(total) + (1e-9 * len(values) if isinstance(part, float) else 0)
+            if (relation == "==" and abs(part - total) > slack) or (relation == "<=" and part > total + slack):
+                bad(f"sum of {name} {'equals' if relation == '==' else 'is at most'} {total_name}", i,
+                    f"expected {'' if relation == '==' else '<= '}{total:.6g}, found {part:.6g}")
+        acc, prop = r.get("accepted_per_round"), r.get("proposed_per_round")
+        if acc is not None and prop is not None:
+            over = [j for j, (a, p) in enumerate(zip(acc, prop)) if a > p]
+            if over:
+                j = over[0]
+                bad("no round accepts more draft tokens than it proposed", i,
+                    f"round {j}: expected accepted <= {prop[j]}, found {acc[j]}")
+        phases = {p: r[p] for p in PHASES if r.get(p) is not None}
+        wall = r["wall_time_s"]
+        if phases and sum(phases.values()) > wall * (1 + PHASE_SLACK_REL) + PHASE_SLACK_S:
+            bad("the phases fit in the wall time", i, f"expected {' + '.join(phases)} <= wall_time_s {wall:.6g}, "
+                                                      f"found {sum(phases.values()):.6g}")
+        forwards = r.get("target_forwards")
+        if rounds is not None and forwards is not None and rounds > forwards:
+            bad("every round is a target forward", i, f"expected rounds <= target_forwards {forwards}, "
+                                                      f"found {rounds}")
+    for kind, where in problems.items():
+        idx = [i for i, _ in where]
+        report.error(f, "relations", f"{kind}: not so in {_where(res, idx)} ({where[0][1]})")
 
 
 # --- provenance ---------------------------------------------------------------------------

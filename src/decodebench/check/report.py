@@ -17,9 +17,9 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 
 RULES = (
-    "schema", "errors", "memory", "memory-model", "arithmetic", "definitions", "values", "lossless",
+    "schema", "errors", "memory", "memory-model", "arithmetic", "definitions", "relations", "values", "lossless",
     "comparability", "baseline-stability", "no-baseline", "run-agreement", "contention", "dataset-provenance",
-    "identity", "tuning", "provenance", "staleness", "artifacts", "manuscript",
+    "identity", "tuning", "provenance", "staleness", "artifacts", "manuscript", "gate",
 )
 ERROR, WARNING, NOT_APPLICABLE = "error", "warning", "not-applicable"
 ACKNOWLEDGED = "acknowledged"
@@ -50,6 +50,8 @@ class Report:
     _keys: list[tuple[str, str]] = field(default_factory=list)  # (file, rule) of each finding
     remeasure: set[tuple[str, str]] = field(default_factory=set)  # (result file, rule) a re-measurement can fix
     configfile: str | None = None  # for the re-measure command
+    inputs: dict[str, str] | None = None  # what was checked: path -> sha256 (gate.checked_inputs)
+    config_sha256: str | None = None  # the config's canonical hash (load_config's _sha256)
 
     def fixable(self, file: str, rule: str) -> None:
         """Mark the findings of `rule` on `file` as fixable by measuring the file's job again."""
@@ -138,7 +140,11 @@ class Report:
             + (" (--strict: warnings count as errors)" if strict else ""))
         if (command := self.remeasure_command()) is not None:
             lines.append(f"re-measure the flagged jobs (only those): {command}")
-        return "\n".join(lines)
+        body = "\n".join(lines)
+        if self.inputs is None:
+            return body
+        from .gate import signature_line
+        return body + "\n" + signature_line(body, self.config_sha256, self.inputs)
 
     def json(self, strict: bool = False) -> str:
         return json.dumps({

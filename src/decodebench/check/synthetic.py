@@ -49,9 +49,13 @@ def make_record(i: int, new_tokens: int, tps: float, loader: str, method_id: str
     if method_id in SPECULATIVE_IDS:
         rounds = math.ceil(new_tokens / 3)
         accepted, proposed = new_tokens - rounds, k * rounds
+        per_round = [accepted // rounds + (j < accepted % rounds) for j in range(rounds)]
         rec.update(rounds=rounds, draft_tokens_proposed=proposed, draft_tokens_accepted=accepted,
                    acceptance_rate=accepted / proposed, tokens_per_round=accepted / rounds + 1,
-                   draft_time_s=wall * 0.3, verify_time_s=wall * 0.6)
+                   draft_time_s=wall * 0.3, verify_time_s=wall * 0.6,
+                   accepted_per_round=per_round, proposed_per_round=[k] * rounds,
+                   draft_time_per_round_s=[wall * 0.3 / rounds] * rounds,
+                   verify_time_per_round_s=[wall * 0.6 / rounds] * rounds)
     return rec
 
 

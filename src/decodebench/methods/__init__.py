@@ -34,6 +34,7 @@ from typing import Any, Callable
 import torch
 
 from ..measurement import Measurement
+from ..method_params import NoParams, make_params
 from .speculative import Round, round_stats
 
 
@@ -188,11 +189,6 @@ class GenerationOutput:
         return len(self.new_ids)
 
 
-@dataclass
-class NoParams:
-    """A method without parameters."""
-
-
 @dataclass(frozen=True)
 class MethodSpec:
     id: str
@@ -208,15 +204,7 @@ class MethodSpec:
         return importlib.import_module(f"{__name__}.{self.module}").generate
 
     def make_params(self, params: dict) -> Any:
-        names = {f.name for f in dataclasses.fields(self.params_cls)}
-        unknown = sorted(set(params) - names)
-        if unknown:
-            raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for method '{self.id}' "
-                             f"(allowed: {', '.join(sorted(names)) or 'none'})")
-        obj = self.params_cls(**params)
-        if hasattr(obj, "validate"):
-            obj.validate()
-        return obj
+        return make_params(self.params_cls, self.id, params)
 
     def resolve_params(self, params: dict) -> dict:
         """Every parameter with defaults filled in, as plain data for the result file."""

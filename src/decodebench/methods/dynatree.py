@@ -41,49 +41,10 @@ from dataclasses import dataclass
 
 import torch
 
+from ..method_params import DynaTreeParams, TreeParams
 from . import GenContext, GenerationOutput
 from .speculative import Round
-from .tree import TreeParams, TreeShape, check_tree_limits, fixed_shape, speculate
-
-
-@dataclass
-class DynaTreeParams:
-    base_depth: int = 5
-    max_depth: int = 8
-    high_conf: float = 0.9
-    low_conf: float = 0.4
-    children_confident: int = 1
-    children_mid: int = 2
-    children_uncertain: int = 3
-    tau: float = 0.05
-    early_stop: float = 0.1
-    deep_expand: float = 0.5
-    max_nodes: int = 256
-    window: int = 10
-    target_acceptance: float = 0.7
-    step: float = 0.05
-    adaptive: bool = True
-    history: bool = True
-
-    def validate(self) -> None:
-        check_tree_limits(self.max_depth, self.max_nodes, self.tau, "max_depth")
-        if not (isinstance(self.base_depth, int) and 1 <= self.base_depth <= self.max_depth):
-            raise ValueError(f"base_depth must be an integer in [1, max_depth={self.max_depth}], "
-                             f"got {self.base_depth!r}")
-        if not 0 <= self.low_conf <= self.high_conf <= 1:
-            raise ValueError(f"need 0 <= low_conf <= high_conf <= 1, got low_conf={self.low_conf!r}, "
-                             f"high_conf={self.high_conf!r}")
-        for name in ("children_confident", "children_mid", "children_uncertain", "window"):
-            value = getattr(self, name)
-            if not (isinstance(value, int) and value >= 1):
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        for name in ("early_stop", "deep_expand", "target_acceptance", "step"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0 <= value <= 1):
-                raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-        for name in ("adaptive", "history"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+from .tree import TreeShape, fixed_shape, speculate
 
 
 @dataclass(frozen=True)

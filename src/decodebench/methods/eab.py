@@ -47,23 +47,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..method_params import EABParams  # noqa: F401 (the method's parameters, declared there)
 from ..multisample import STORES, generator, make_store, next_token_distribution, normalised_entropy, sample
 from . import GenContext, GenerationOutput
-
-
-@dataclass
-class EABParams:
-    entropy_threshold: float = 0.25  # branch where normalised entropy H/log|V| exceeds this
-    branch_factor: int = 3  # children of a branching path while the budget is empty
-    max_paths: int | None = None  # live + finished path budget; None: the protocol's num_samples
-
-    def validate(self) -> None:
-        if not 0.0 <= self.entropy_threshold:
-            raise ValueError(f"entropy_threshold must be >= 0, got {self.entropy_threshold}")
-        if self.branch_factor < 2:
-            raise ValueError(f"branch_factor must be >= 2, got {self.branch_factor}")
-        if self.max_paths is not None and self.max_paths < 1:
-            raise ValueError(f"max_paths must be >= 1, got {self.max_paths}")
 
 
 @dataclass

@@ -40,31 +40,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from dataclasses import dataclass
 
 import torch
 from transformers.generation.streamers import BaseStreamer
 
+from ..method_params import HFAssistedParams  # noqa: F401 (the method's parameters, declared there)
 from . import GenContext, GenerationOutput
 from .speculative import Round
-
-SCHEDULES = ("constant", "heuristic")
-
-
-@dataclass
-class HFAssistedParams:
-    num_assistant_tokens: int = 4
-    schedule: str = "constant"
-    confidence_threshold: float = 0.0
-
-    def validate(self) -> None:
-        k = self.num_assistant_tokens
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"num_assistant_tokens must be an integer >= 1, got {k!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if not 0.0 <= float(self.confidence_threshold) < 1.0:
-            raise ValueError(f"confidence_threshold must be within [0, 1), got {self.confidence_threshold!r}")
 
 
 class _CommitStreamer(BaseStreamer):

@@ -40,27 +40,13 @@ acceptance are unchanged, so the output still equals greedy AR's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from transformers import DynamicCache
 
 from ..kvcache import cache_length, crop_to
+from ..method_params import LinearParams  # noqa: F401 (the method's parameters, declared there)
 from . import GenContext, GenerationOutput, greedy
 from .speculative import Round
-
-
-@dataclass
-class LinearParams:
-    k: int = 4  # draft tokens proposed per round
-    lookup: int = 0  # > 0: try prompt lookup with n-grams of this size down to 1 before the draft model
-    lookup_tokens: int = 10  # at most this many looked-up tokens per round
-
-    def validate(self) -> None:
-        for name, least in (("k", 1), ("lookup", 0), ("lookup_tokens", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
 
 
 def lookup(seq: list[int], max_ngram: int, max_tokens: int) -> list[int]:

@@ -17,22 +17,9 @@ committed; the draft phase is the lookup, the verify phase the target forward an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from ..method_params import PLDParams  # noqa: F401 (the method's parameters, declared there)
 from . import GenContext, GenerationOutput
 from .hf_assisted import hf_generate
-
-
-@dataclass
-class PLDParams:
-    num_tokens: int = 10
-    max_matching_ngram_size: int = 2
-
-    def validate(self) -> None:
-        for name in ("num_tokens", "max_matching_ngram_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
 def generate(ctx: GenContext) -> GenerationOutput:

@@ -14,21 +14,11 @@ once + the tokens fed back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from ..multisample import STORES, sample_rows
+from ..method_params import SharedPrefillParams  # noqa: F401 (the method's parameters, declared there)
+from ..multisample import sample_rows
 from . import GenContext, GenerationOutput
-
-
-@dataclass
-class SharedPrefillParams:
-    store: str = "shared_prefix"  # the KV store of the N paths (decodebench.multisample.STORES)
-
-    def validate(self) -> None:
-        if self.store not in STORES:
-            raise ValueError(f"store must be one of {', '.join(STORES)}, got {self.store!r}")
 
 
 @torch.inference_mode()

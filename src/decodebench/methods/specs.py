@@ -1,13 +1,16 @@
 """The registry of implemented methods: one ``register`` per method module."""
 
+from ..method_params import (
+    ALIASES,
+    DynaTreeParams,
+    EABParams,
+    HFAssistedParams,
+    LinearParams,
+    PLDParams,
+    SharedPrefillParams,
+    TreeParams,
+)
 from . import MethodSpec, register, register_alias
-from .dynatree import DynaTreeParams
-from .eab import EABParams
-from .hf_assisted import HFAssistedParams
-from .linear import LinearParams
-from .pld import PLDParams
-from .shared_prefill import SharedPrefillParams
-from .tree import TreeParams
 
 register(MethodSpec(id="ar", module="ar", lossless=True))
 register(MethodSpec(id="linear", module="linear", params_cls=LinearParams, needs_draft=True, lossless=True))
@@ -27,5 +30,5 @@ register(MethodSpec(id="eab_deepcopy", module="eab_deepcopy", params_cls=EABPara
 register(MethodSpec(id="eab_shared_prefix", module="eab_shared_prefix", params_cls=EABParams, greedy=False,
                     multi_sample=True))
 # The ids before the stores were named for what they do (docs/multisample.md, "Method ids").
-register_alias("eab_original", "eab_deepcopy")
-register_alias("eab_cow", "eab_shared_prefix")
+for _alias, _target in ALIASES.items():
+    register_alias(_alias, _target)

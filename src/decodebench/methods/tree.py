@@ -41,30 +41,9 @@ import torch
 
 from .. import tree as T
 from ..kvcache import cache_length, keep_positions
+from ..method_params import TreeParams
 from . import GenContext, GenerationOutput, greedy
 from .speculative import Round
-
-
-@dataclass
-class TreeParams:
-    depth: int = 4
-    branching: int = 2
-    tau: float = 0.05
-    max_nodes: int = 64
-
-    def validate(self) -> None:
-        check_tree_limits(self.depth, self.max_nodes, self.tau, "depth")
-        if not (isinstance(self.branching, int) and self.branching >= 1):
-            raise ValueError(f"branching must be an integer >= 1, got {self.branching!r}")
-
-
-def check_tree_limits(depth: int, max_nodes: int, tau: float, depth_name: str) -> None:
-    if not (isinstance(depth, int) and depth >= 1):
-        raise ValueError(f"{depth_name} must be an integer >= 1, got {depth!r}")
-    if not (isinstance(max_nodes, int) and max_nodes >= 1):
-        raise ValueError(f"max_nodes must be an integer >= 1, got {max_nodes!r}")
-    if not (isinstance(tau, (int, float)) and 0 <= tau < 1):
-        raise ValueError(f"tau must be a number in [0, 1), got {tau!r}")
 
 
 @dataclass

@@ -1,0 +1,145 @@
+"""Config validation before any job runs (issue 20, items 9 and 10): safe names, integers that
+are ints, duplicate keys, labels LaTeX can typeset, method parameters, and what a study may
+acknowledge. Each error names the config file, the field and what was expected."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from decodebench.config import ConfigError, load_config
+
+BASE = {
+    "study": "s", "device": "cpu", "dtype": "float32",
+    "models": {"target": {"name": "t", "path": "/x"}, "draft": {"name": "d", "path": "/y"}},
+    "datasets": {"docs": {"loader": "jsonl", "path": "docs.jsonl", "num_prompts": 2, "prompt_tokens": 8}},
+    "protocol": {"max_new_tokens": 4},
+    "experiments": {"main": {"baseline": "ar", "datasets": ["docs"],
+                             "methods": {"ar": {"method": "ar"}, "linear": {"method": "linear", "params": {"k": 3}}}}},
+}
+
+
+def write(tmp_path, cfg=None, text=None):
+    path = tmp_path / "my config.yaml"
+    path.write_text(text if text is not None else yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def refused(tmp_path, edit) -> str:
+    cfg = copy.deepcopy(BASE)
+    edit(cfg)
+    path = write(tmp_path, cfg)
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    message = str(exc.value)
+    assert message.startswith(f"{path}: "), message
+    return message
+
+
+def test_the_base_config_loads(tmp_path):
+    assert load_config(write(tmp_path, BASE))["experiments"]["main"]["methods"]["linear"]["params"] == {"k": 3}
+
+
+@pytest.mark.parametrize("where", ["experiments", "datasets", "methods"])
+def test_keys_that_would_leave_the_workspace_are_refused(tmp_path, where):
+    def edit(cfg):
+        exp = cfg["experiments"]["main"]
+        if where == "experiments":
+            cfg["experiments"]["../../x"] = cfg["experiments"].pop("main")
+        elif where == "datasets":
+            cfg["datasets"]["../../x"] = cfg["datasets"].pop("docs")
+            exp["datasets"] = ["../../x"]
+        else:
+            exp["methods"]["../../x"] = exp["methods"].pop("linear")
+    message = refused(tmp_path, edit)
+    assert "key '../../x' is not a safe name (expected letters, digits" in message, message
+
+
+def test_an_integer_written_as_a_float_is_refused(tmp_path):
+    message = refused(tmp_path, lambda cfg: cfg["protocol"].update(max_new_tokens=64.0))
+    assert "protocol.max_new_tokens: 64.0 is not of type 'integer'" in message, message
+
+
+def test_duplicate_keys_are_refused_with_their_line(tmp_path):
+    text = yaml.safe_dump(BASE, sort_keys=False).replace("study: s\n", "study: s\nstudy: other\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(write(tmp_path, text=text))
+    assert "duplicate key 'study' (first on line 1; expected each key once" in str(exc.value)
+    assert "line 2" in str(exc.value)
+
+
+@pytest.mark.parametrize("label", ["tokens ≥ 10", "数据", "fast 🚀"])
+def test_labels_latex_cannot_typeset_are_refused(tmp_path, label):
+    message = refused(tmp_path, lambda cfg: cfg["experiments"]["main"]["methods"]["linear"].update(label=label))
+    assert "experiments.main.methods.linear.label:" in message and "expected printable Latin-1" in message, message
+
+
+def test_latin1_labels_are_accepted(tmp_path):
+    cfg = copy.deepcopy(BASE)
+    cfg["datasets"]["docs"]["label"] = "Café & co_1 #%$ (µ)"
+    assert load_config(write(tmp_path, cfg))
+
+
+@pytest.mark.parametrize("params, expected", [
+    ({"k": -3}, "k must be an integer >= 1, got -3"),
+    ({"k": "four"}, "k must be an integer >= 1, got 'four'"),
+    ({"k": 2.0}, "k must be an integer >= 1, got 2.0"),
+    ({"kk": 3}, "unknown parameter(s) kk for method 'linear' (allowed: k, lookup, lookup_tokens)"),
+])
+def test_method_parameters_are_checked_when_the_config_is_read(tmp_path, params, expected):
+    message = refused(tmp_path, lambda cfg: cfg["experiments"]["main"]["methods"]["linear"].update(params=params))
+    assert f"experiments.main.methods.linear.params: {expected}" in message, message
+
+
+def test_every_implemented_method_declares_its_parameters_where_the_config_is_checked():
+    """config.check_method_params reads method_params (no torch); the registry must agree."""
+    from decodebench.method_params import PARAMS
+    from decodebench.methods import all_methods
+
+    from decodebench.method_params import ALIASES
+
+    assert {mid: spec.params_cls for mid, spec in all_methods().items()} == {
+        mid: cls for mid, cls in PARAMS.items() if mid not in ALIASES}
+    assert all(PARAMS[alias] is PARAMS[target] for alias, target in ALIASES.items())
+
+
+def test_checking_a_config_imports_no_torch(tmp_path):
+    import subprocess
+    import sys
+
+    path = write(tmp_path, BASE)
+    code = (f"import sys; from decodebench.config import load_config; load_config({str(path)!r}); "
+            f"assert 'torch' not in sys.modules, 'torch was imported'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("params, expected", [
+    ({"branch_factor": "four"}, "branch_factor must be of type int, got 'four' (method 'eab_cow')"),
+    ({"entropy_threshold": True}, "entropy_threshold must be of type float, got True (method 'eab_cow')"),
+])
+def test_parameter_types_a_method_does_not_check_itself(tmp_path, params, expected):
+    message = refused(tmp_path, lambda cfg: cfg["experiments"].update(multi={
+        "baseline": "naive", "datasets": ["docs"],
+        "methods": {"naive": {"method": "naive"}, "eab": {"method": "eab_cow", "params": params}}}))
+    assert f"experiments.multi.methods.eab.params: {expected}" in message, message
+
+
+def test_swept_parameters_are_checked_too(tmp_path):
+    message = refused(tmp_path, lambda cfg: cfg["experiments"]["main"].update(sweep={"tree": {"tau": [0.05, 1.5]}}))
+    assert "experiments.main.methods.tree_tau1.5.params: tau must be a number in [0, 1), got 1.5" in message, message
+
+
+@pytest.mark.parametrize("rule", ["lossless", "manuscript", "artifacts"])
+def test_a_measured_study_cannot_acknowledge_its_own_numbers(tmp_path, rule):
+    message = refused(tmp_path, lambda cfg: cfg.update(check={"acknowledge": [
+        {"rule": "baseline-stability", "reason": "a noisy shared machine"},
+        {"rule": rule, "reason": "we do not want to see it"}]}))
+    assert f"check.acknowledge[1].rule: '{rule}' cannot be acknowledged in a measured study" in message, message
+
+
+def test_an_acknowledgement_needs_a_reason(tmp_path):
+    message = refused(tmp_path, lambda cfg: cfg.update(check={"acknowledge": [{"rule": "contention"}]}))
+    assert "check.acknowledge.0: 'reason' is a required property" in message, message
