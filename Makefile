@@ -1,6 +1,6 @@
 # Two entry points, each self-contained on a fresh machine:
 #   make paper   virtual environment + install, then the whole pipeline (snakemake --cores all)
-#   make test    virtual environment + install, then the test suite
+#   make test    virtual environment + install, then the linter (ruff) and the test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -59,6 +59,7 @@ paper: install tex
 test: install
 	@$(MAKE) --no-print-directory tex || echo "(without latexmk the PDF tests are skipped)"
 	@$(MAKE) --no-print-directory slurm || echo "(without SLURM the cluster tests in tests/test_slurm.py are skipped; they also need root)"
+	$(BIN)/ruff check src benchmarks scripts tests
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 clean:

@@ -132,7 +132,7 @@ PartitionName={self.partition} Nodes={self.node} Default={"YES" if self.default_
         srun.chmod(0o755)
         (r / "gres.conf").write_text(f"NodeName={self.node} Name=gpu File=/dev/null\n")
 
-    def start(self, timeout_s: float = 60) -> "SlurmCluster":
+    def start(self, timeout_s: float = 60) -> SlurmCluster:
         reason = missing()
         if reason:
             raise RuntimeError(reason)
@@ -200,7 +200,7 @@ PartitionName={self.partition} Nodes={self.node} Default={"YES" if self.default_
         if self.own_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> "SlurmCluster":
+    def __enter__(self) -> SlurmCluster:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -6,10 +6,10 @@ import statistics
 
 import pandas as pd
 import pytest
+from pipeline.synthetic import record, result
 
 from decodebench.analysis import across_datasets, aggregate_experiment, baseline_for
 from decodebench.config import ConfigError, expand_config, sweep_methods, validate_config
-from pipeline.synthetic import record, result
 
 
 def _cfg(experiments: dict) -> dict:

@@ -1,5 +1,4 @@
 import pytest
-import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from decodebench.measurement import Tracker

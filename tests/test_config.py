@@ -95,10 +95,8 @@ def test_method_parameters_are_checked_when_the_config_is_read(tmp_path, params,
 
 def test_every_implemented_method_declares_its_parameters_where_the_config_is_checked():
     """config.check_method_params reads method_params (no torch); the registry must agree."""
-    from decodebench.method_params import PARAMS
+    from decodebench.method_params import ALIASES, PARAMS
     from decodebench.methods import all_methods
-
-    from decodebench.method_params import ALIASES
 
     assert {mid: spec.params_cls for mid, spec in all_methods().items()} == {
         mid: cls for mid, cls in PARAMS.items() if mid not in ALIASES}

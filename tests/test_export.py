@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_leaderboard import BASELINE, METHOD
 
 from decodebench import analysis, results
 from decodebench.check import check_paths
@@ -16,8 +17,6 @@ from decodebench.cli import main
 from decodebench.config import load_config
 from decodebench.export import ExportError, answer_lines, export
 from decodebench.importers import convert, write_results
-
-from test_leaderboard import BASELINE, METHOD
 
 LEADERBOARD_COLUMNS = ["method", "speedup", "mean_accepted_tokens"] + [
     f"task_{t}_{s}" for t in ("multi_turn", "translation", "overall") for s in ("speedup", "tokens_per_s", "n")]

@@ -3,13 +3,13 @@ budget, with per-round statistics; and every speculative method through `decodeb
 
 import pytest
 import yaml
+from test_ar import PROMPTS, run_method
+from test_linear import ARCHS, check_stats, encode, models, one_thread  # noqa: F401 (fixtures)
 
 from decodebench.config import load_config
 from decodebench.harness import run_job
 from decodebench.methods import get_method
 from decodebench.results import load_result
-from test_ar import PROMPTS, run_method
-from test_linear import ARCHS, check_stats, encode, models, one_thread  # noqa: F401 (fixtures)
 
 REPETITIVE = "To be, or not to be, to be, or not to be, to be"
 

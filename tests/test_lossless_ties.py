@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import shutil
 
-import pytest
-import torch
 import yaml
 from safetensors.torch import load_file, save_file
 

@@ -1,7 +1,7 @@
+import gc
+
 import pytest
 import torch
-
-import gc
 
 from decodebench.measurement import Latency, Tracker, hwm_precision_mb
 from decodebench.telemetry import busy

@@ -1,7 +1,6 @@
 """Multi-sample methods: naive, naive_batched, shared_prefill, eab_deepcopy, eab_shared_prefix
 (tiny random Llama/NeoX, fp32)."""
 
-import copy
 import json
 
 import pytest
@@ -11,9 +10,8 @@ from transformers import AutoModelForCausalLM, DynamicCache, GenerationConfig
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from decodebench import harness
-from decodebench.config import ConfigError, expand_config, load_config
+from decodebench.config import ConfigError, load_config, resolve_job
 from decodebench.measurement import Tracker
-from decodebench.config import resolve_job
 from decodebench.methods import Budget, GenContext, eab, get_method, method_aliases
 from decodebench.multisample import DeepCopyStore, SharedPrefixStore, path_attention, sample_seed
 from decodebench.results import load_result

@@ -10,14 +10,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from pipeline.synthetic import record, result, write
 
 from decodebench.analysis import aggregate_files, write_table
-from decodebench.layout import result_files, table_path
 from decodebench.config import expand_config, validate_config
-from decodebench.layout import artifacts
+from decodebench.layout import artifacts, result_files, table_path
 from decodebench.render import Cell, Formats, bold_best, latex_escape, render_all
 from decodebench.results import file_sha256
-from pipeline.synthetic import record, result, write
 
 REPO = Path(__file__).resolve().parents[1]
 LABEL = "Docs & more_1 #%$"

@@ -4,8 +4,7 @@ import os
 
 import pytest
 
-from decodebench.results import (ResultError, atomic_write_text, ids_sha256, load_result, stat,
-                                 summarise, write_result)
+from decodebench.results import ResultError, atomic_write_text, ids_sha256, load_result, stat, summarise, write_result
 
 
 def minimal_result() -> dict:

@@ -23,10 +23,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-
-from decodebench import provenance
 from slurm_cluster import SlurmCluster, missing
 from test_pipeline import HAVE_LATEXMK, NO_LATEXMK, REPO, WORKFLOW_FILES, make_config, snakemake
+
+from decodebench import provenance
 
 STUDY = "pipetest"  # make_config's
 CONFIG = "config/cluster-study.yaml"

@@ -180,8 +180,8 @@ def _cmd_make_tiny_model(args) -> int:
 
 def _cmd_aggregate(args) -> int:
     from .analysis import aggregate_files, write_table
-    from .layout import result_files, table_path
     from .config import load_config
+    from .layout import result_files, table_path
 
     cfg = load_config(args.config)
     for e in args.experiment or sorted(cfg["experiments"]):

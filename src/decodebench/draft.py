@@ -306,7 +306,7 @@ def train(draft, recipe: Recipe, windows: torch.Tensor, probs: torch.Tensor, ids
     draft.train()
     start, losses, step, stopped_by = time.perf_counter(), [], 0, "steps"
     bar = tqdm(total=recipe.steps, desc="draft: training", disable=not progress, unit="step")
-    for step in range(1, recipe.steps + 1):
+    for step in range(1, recipe.steps + 1):  # noqa: B007 (the last step is reported)
         if len(order) < recipe.batch_size:
             order = torch.cat([order, torch.randperm(len(windows), generator=gen)])
         batch, order = order[:recipe.batch_size], order[recipe.batch_size:]

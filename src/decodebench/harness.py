@@ -51,8 +51,8 @@ from .config import ConfigError, Job, resolve_job
 from .measurement import Tracker
 from .methods import Budget, GenContext, MethodSpec, counting_forwards, get_method
 from .models import load_model, load_tokenizer
-from .prompts import LABELS, SOURCE_KIND, prompt_file, read_prompt_set, select_prompts, write_prompt_set
 from .multisample import sample_rows
+from .prompts import LABELS, SOURCE_KIND, prompt_file, read_prompt_set, select_prompts, write_prompt_set
 from .quality import nll_per_token, reference_error, sample_quality
 from .results import SCHEMA_VERSION, ids_sha256, summarise, write_result
 

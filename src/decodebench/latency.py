@@ -34,7 +34,7 @@ class Latency:
     tpot_p99_s: float | None
 
     @classmethod
-    def from_commits(cls, times_s: list[float], tokens: list[int]) -> "Latency":
+    def from_commits(cls, times_s: list[float], tokens: list[int]) -> Latency:
         commits = [(t, n) for t, n in zip(times_s, tokens) if n > 0]
         if not commits:
             return cls(None, None, None, None, None, None)

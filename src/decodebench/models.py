@@ -13,7 +13,6 @@ and says how to make it available.
 from __future__ import annotations
 
 import contextlib
-
 import importlib.metadata
 import json
 import os

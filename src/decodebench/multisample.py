@@ -314,7 +314,7 @@ class Samples:
     token_steps: int = 0
     kv_computed_peak_bytes: int = 0
 
-    def extend(self, other: "Samples") -> None:
+    def extend(self, other: Samples) -> None:
         self.tokens += other.tokens
         self.logprobs += other.logprobs
         self.token_steps += other.token_steps

@@ -28,8 +28,8 @@ import importlib.metadata
 import json
 import random
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from .results import atomic_write_text, file_sha256
 

@@ -27,9 +27,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 from markupsafe import Markup
@@ -111,7 +111,7 @@ class Cell:
     tex: Markup
     key: str | None = None  # the rounded value compared for bold
 
-    def bold(self) -> "Cell":
+    def bold(self) -> Cell:
         return Cell(Markup(rf"\textbf{{{self.tex}}}"), self.key)
 
 

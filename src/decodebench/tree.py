@@ -35,7 +35,7 @@ class Tree:
     _children: dict = field(default_factory=dict, repr=False)  # (parent, token) -> node
 
     @classmethod
-    def rooted(cls, token: int) -> "Tree":
+    def rooted(cls, token: int) -> Tree:
         return cls(tokens=[token], parents=[-1], depths=[0], logprobs=[0.0])
 
     def add(self, parent: int, token: int, logprob: float) -> int:

@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 
 from . import layout
-from .config import TUNE_EXPERIMENT, ConfigError, sweep_methods
+from .config import TUNE_EXPERIMENT, ConfigError
 from .paired import paired_speedup
 from .results import atomic_write_text, file_sha256
 

@@ -21,16 +21,31 @@ from pathlib import Path
 from ..config import DEFAULT_CV_THRESHOLD
 from .artifacts import rule_artifacts, rule_dataset_names, rule_tables
 from .gate import checked_inputs, verify_report
-from .groups import (baseline_of, groups, rule_baseline_stability, rule_comparability, rule_experiment_comparability,
-                     rule_lossless, rule_source_speedups)
+from .groups import (
+    baseline_of,
+    groups,
+    rule_baseline_stability,
+    rule_comparability,
+    rule_experiment_comparability,
+    rule_lossless,
+    rule_source_speedups,
+)
 from .inputs import Inputs, rule_dataset_provenance, rule_identity, rule_staleness
 from .manuscript import rule_manuscript
-from .per_result import (read_result, rule_arithmetic, rule_contention, rule_definitions, rule_errors,
-                         rule_memory, rule_memory_model, rule_provenance, rule_relations)
+from .per_result import (
+    read_result,
+    rule_arithmetic,
+    rule_contention,
+    rule_definitions,
+    rule_errors,
+    rule_memory,
+    rule_memory_model,
+    rule_provenance,
+    rule_relations,
+)
 from .questions import rule_leaderboard_baseline, rule_run_agreement, rule_values
 from .report import ERROR, NOT_APPLICABLE, RULES, WARNING, Finding, Report
 from .tuning import rule_tuning
-
 
 __all__ = ["check_paths", "result_files", "verify_report", "checked_inputs", "Report", "Finding", "RULES", "ERROR",
            "WARNING", "NOT_APPLICABLE", "DEFAULT_CV_THRESHOLD"]

@@ -12,10 +12,8 @@ import re
 import statistics
 from collections import defaultdict
 
-import numpy as np
-
-from .per_result import Result
 from ..paired import PairedStat, across_prompt_cv, paired_speedup, within_prompt_cv
+from .per_result import Result
 from .report import Report
 
 _VARIANT = re.compile(r"_t\d+$")

@@ -249,7 +249,7 @@ def rule_manuscript(root: Path, report: Report) -> None:
     for path, template in files:
         if not template:
             macros.update(number_macros(streams[path][0]))
-    for path, template in files:
+    for path, _ in files:
         rel = _display(path, root)
         report.ran(rel, "manuscript")
         stream, exempt = streams[path]

@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
 import fastjsonschema
+import numpy as np
 
 from .. import memory_model
 from ..latency import Latency
-from ..telemetry import busy
 from ..results import result_schema, schema_errors, summarise
+from ..telemetry import busy
 from .report import Report
 
 # Tolerances: stored floats are recomputed from the same doubles, so they agree to rounding.
