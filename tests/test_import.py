@@ -18,7 +18,7 @@ from decodebench import results
 from decodebench.cli import main
 from decodebench.config import load_config, validate_config
 from decodebench.importers import FORMATS, ImportFormatError, configured_results, convert, source_files, write_results
-from decodebench.importers.dynatree import PHASE_SWITCHES, ParsedName, Unsupported, config_name, parse_method_name
+from decodebench.importers.dynatree_paper import PHASE_SWITCHES, ParsedName, Unsupported, config_name, parse_method_name
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared/external/dynatree/results"

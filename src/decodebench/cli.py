@@ -121,7 +121,7 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_check(args) -> int:
-    from .check import DEFAULT_CV_THRESHOLD, Report, check_paths, checked_inputs, result_files, verify_report
+    from .check import DEFAULT_CV_THRESHOLD, Report, check_paths, checked_inputs, find_result_files, verify_report
     from .config import ConfigError, load_config
 
     try:
@@ -143,7 +143,7 @@ def _cmd_check(args) -> int:
         path = Path(args.verify_report)
         text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
         verify_report(path, text, (cfg or {}).get("_sha256"),
-                      checked_inputs(root, result_files(paths), cfg, artifacts), report)
+                      checked_inputs(root, find_result_files(paths), cfg, artifacts), report)
         print("\n".join(f.line() for f in report.findings) or f"{path}: gate: passed (signed by a passing check "
                                                                  f"of this config and these inputs)")
         return report.exit_code()

@@ -47,11 +47,11 @@ from .questions import rule_leaderboard_baseline, rule_run_agreement, rule_value
 from .report import ERROR, NOT_APPLICABLE, RULES, WARNING, Finding, Report
 from .tuning import rule_tuning
 
-__all__ = ["check_paths", "result_files", "verify_report", "checked_inputs", "Report", "Finding", "RULES", "ERROR",
+__all__ = ["check_paths", "find_result_files", "verify_report", "checked_inputs", "Report", "Finding", "RULES", "ERROR",
            "WARNING", "NOT_APPLICABLE", "DEFAULT_CV_THRESHOLD"]
 
 
-def result_files(paths: list[Path]) -> list[Path]:
+def find_result_files(paths: list[Path]) -> list[Path]:
     """Result JSON files named by `paths` (files, or directories searched recursively)."""
     out = []
     for p in paths:
@@ -78,7 +78,7 @@ def check_paths(paths: list[Path], cfg: dict | None = None, root: Path = Path(".
     paper/generated/, results/MANIFEST.json and paper/*.tex under `root`)."""
     root = Path(root)
     report = Report(configfile=(cfg or {}).get("_file"), config_sha256=(cfg or {}).get("_sha256"))
-    files = result_files(paths)
+    files = find_result_files(paths)
     report.inputs = checked_inputs(root, files, cfg, artifacts)
     _check_threshold(cfg, cv_threshold, report)
     results = []

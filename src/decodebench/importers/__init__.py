@@ -27,7 +27,7 @@ from types import ModuleType
 from .. import results
 
 FORMATS = {
-    "dynatree": "dynatree",  # DynaTree paper (cny123222/DynaTree): see docs/import.md
+    "dynatree": "dynatree_paper",  # DynaTree paper (cny123222/DynaTree): see docs/import.md
     "spec-bench": "spec_bench",  # FastChat model_answer JSON lines (Spec-Bench, REST, Medusa, EAGLE)
 }
 

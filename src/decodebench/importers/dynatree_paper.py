@@ -79,7 +79,7 @@ def targets_for(path: Path) -> list[Target]:
             return targets(m)
     known = ", ".join(p.replace("\\", "") for p, _ in FILE_TABLE)
     raise ImportFormatError(f"{path}: not in the dynatree file table (file names: {known}); "
-                            "add it to FILE_TABLE in importers/dynatree.py and docs/import.md")
+                            "add it to FILE_TABLE in importers/dynatree_paper.py and docs/import.md")
 
 
 # --------------------------------------------------------------------------------------------
