@@ -178,3 +178,21 @@ def test_the_teacher_cache_loads_tensors_only(tmp_path, monkeypatch):
     torch.save(LinearParams(k=3), path)  # an arbitrary object, not tensors
     with pytest.raises(pickle.UnpicklingError):
         _cached(path, lambda: value)
+
+
+def test_later_recipe_keys_at_their_defaults_leave_the_hash_alone():
+    """A draft built before teacher / prefix_tokens / exclude_prompt_documents existed stays
+    valid: at their defaults they change nothing, so they are not part of the hash."""
+    import dataclasses
+
+    from decodebench.config import canonical_hash
+    from decodebench.draft import Recipe, recipe_sha256
+
+    target = {"weights_sha256": "ab" * 32}
+    old_fields = {k: v for k, v in dataclasses.asdict(Recipe(seed=0)).items()
+                  if k not in ("teacher", "prefix_tokens", "exclude_prompt_documents")}
+    before = canonical_hash({"recipe": old_fields, "target": target["weights_sha256"]})
+    assert recipe_sha256(Recipe(seed=0), target) == before
+    assert recipe_sha256(Recipe(seed=0, prefix_tokens=16), target) == before  # unused by the corpus teacher
+    assert recipe_sha256(Recipe(seed=0, teacher="generated"), target) != before
+    assert recipe_sha256(Recipe(seed=0, exclude_prompt_documents=True), target, frozenset({"a"})) != before

@@ -378,8 +378,16 @@ def step_cost(draft, target, prompt: torch.Tensor, steps: int, rounds: int = 3) 
 
 
 def recipe_sha256(recipe: Recipe, target_identity: dict, exclude: frozenset[str] = frozenset()) -> str:
-    """What the draft depends on: the recipe, the target's weights and the documents left out."""
-    identity = {"recipe": dataclasses.asdict(recipe), "target": target_identity["weights_sha256"]}
+    """What the draft depends on: the recipe, the target's weights and the documents left out.
+
+    Keys added after drafts were first built are left out where they change nothing (teacher
+    corpus, hence prefix_tokens unused; no exclusion), so a draft built before them stays valid."""
+    fields = dataclasses.asdict(recipe)
+    if recipe.teacher == "corpus":
+        del fields["teacher"], fields["prefix_tokens"]
+    if not recipe.exclude_prompt_documents:
+        del fields["exclude_prompt_documents"]
+    identity = {"recipe": fields, "target": target_identity["weights_sha256"]}
     if exclude:
         identity["excluded_documents"] = sorted(exclude)
     return canonical_hash(identity)
