@@ -32,7 +32,9 @@ only moves the depth); ``history = False`` keeps the parameters fixed.
 Parameters (defaults): base_depth 5, max_depth 8, high_conf 0.9, low_conf 0.4,
 children_confident 1, children_mid 2, children_uncertain 3, tau 0.05, early_stop 0.1,
 deep_expand 0.5, max_nodes 256, window 10, target_acceptance 0.7, step 0.05,
-adaptive True, history True.
+adaptive True, history True, oracle_alpha None (off; the oracle draft mode of ``methods.tree``
+and ``methods.oracle``: the tree's first path replaced by greedy AR's tokens with probability
+alpha, which also drives the history's depth adjustments).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from dataclasses import dataclass
 import torch
 
 from . import GenContext, GenerationOutput
+from .oracle import check_oracle_alpha
 from .speculative import Round
 from .tree import TreeParams, TreeShape, check_tree_limits, fixed_shape, speculate
 
@@ -64,9 +67,11 @@ class DynaTreeParams:
     step: float = 0.05
     adaptive: bool = True
     history: bool = True
+    oracle_alpha: float | None = None  # oracle draft mode (methods.oracle) on the first path; None: off
 
     def validate(self) -> None:
         check_tree_limits(self.max_depth, self.max_nodes, self.tau, "max_depth")
+        check_oracle_alpha(self.oracle_alpha)
         if not (isinstance(self.base_depth, int) and 1 <= self.base_depth <= self.max_depth):
             raise ValueError(f"base_depth must be an integer in [1, max_depth={self.max_depth}], "
                              f"got {self.base_depth!r}")
