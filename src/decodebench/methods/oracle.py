@@ -14,8 +14,9 @@ commits at that output position, before the draft is fed it and before verificat
   draft's own; its children are the draft's top tokens after the replaced token. A sibling
   with the same token becomes unreachable (acceptance follows the replaced node).
 
-The draws come from ``random.Random(ctx.seed)``, one per proposed position (positions past the
-reference, after its EOS, draw but keep the draft's token), so a seed fixes them and
+The draws come from ``random.Random(ctx.seed)``, one per replaceable proposal (linear: each
+model draft; trees: each first-path node), in the order they are proposed; a proposal past the
+reference (after its EOS) draws but keeps the draft's token. So a seed fixes the draws, and
 alpha = 0 gives the plain method's rounds. The reference is ``ctx.oracle_ids``: the new ids of
 greedy AR on the same prompt and budget, computed by the caller outside the timed region
 (``greedy_reference``; the harness does it). Verification is unchanged, so outputs stay
