@@ -29,6 +29,7 @@ import torch
 
 from decodebench.config import load_config
 from decodebench.kvcache import crop_to
+from decodebench.measurement import synchronize
 from decodebench.models import load_model
 from decodebench.prompts import select_prompts
 
@@ -55,18 +56,24 @@ def _onednn_isa() -> str | None:
 
 
 @torch.inference_mode()
+@torch.inference_mode()
 def time_widths(model, prompt: list[int], widths: list[int], repeats: int) -> dict[int, dict]:
-    ids = torch.tensor([prompt], dtype=torch.long)
+    """Seconds of one forward of n tokens after `prompt`, for each n in `widths` (on the model's
+    device; CUDA: synchronised before and after each timed forward). `prompt` has >= max(widths) ids."""
+    device = model.device
+    ids = torch.tensor([prompt], dtype=torch.long, device=device)
     cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
     context = ids.shape[1]
     out = {}
     for n in widths:
-        new = torch.tensor([prompt[:n]], dtype=torch.long)  # any n tokens: the cost does not depend on them
+        new = ids[:, :n]  # any n tokens: the cost does not depend on them
         times = []
         for i in range(repeats + 2):
             crop_to(cache, context)
+            synchronize(device)
             start = time.perf_counter()
             model(input_ids=new, past_key_values=cache, use_cache=True, logits_to_keep=n)
+            synchronize(device)
             if i >= 2:
                 times.append(time.perf_counter() - start)
         crop_to(cache, context)

@@ -86,7 +86,7 @@ def test_latin1_labels_are_accepted(tmp_path):
     ({"k": -3}, "k must be an integer >= 1, got -3"),
     ({"k": "four"}, "k must be an integer >= 1, got 'four'"),
     ({"k": 2.0}, "k must be an integer >= 1, got 2.0"),
-    ({"kk": 3}, "unknown parameter(s) kk for method 'linear' (allowed: k, lookup, lookup_tokens)"),
+    ({"kk": 3}, "unknown parameter(s) kk for method 'linear' (allowed: k, lookup, lookup_tokens, oracle_alpha)"),
 ])
 def test_method_parameters_are_checked_when_the_config_is_read(tmp_path, params, expected):
     message = refused(tmp_path, lambda cfg: cfg["experiments"]["main"]["methods"]["linear"].update(params=params))

@@ -4,10 +4,10 @@ import copy
 
 import pytest
 import torch
+from test_ar import PROMPTS, run_method
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from decodebench.methods import get_method
-from test_ar import PROMPTS, run_method
 
 ARCHS = ["llama", "gpt_neox"]
 

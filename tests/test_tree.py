@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 import yaml
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from decodebench import tree as T
 from decodebench.config import load_config

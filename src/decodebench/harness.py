@@ -48,8 +48,9 @@ from tqdm import tqdm
 
 from . import provenance, telemetry
 from .config import ConfigError, Job, resolve_job
-from .measurement import Tracker
+from .measurement import Tracker, Unmeasured
 from .methods import Budget, GenContext, MethodSpec, counting_forwards, get_method
+from .methods.oracle import greedy_reference, uses_oracle
 from .models import load_model, load_tokenizer
 from .multisample import sample_rows
 from .prompts import LABELS, SOURCE_KIND, prompt_file, read_prompt_set, select_prompts, write_prompt_set
@@ -128,19 +129,12 @@ def _record(index: int, repeat: int, prompt: dict, output, m, ctx: GenContext, s
     return record
 
 
-class _Unmeasured:
-    """The clock of a generation outside any timed region: commits are not recorded."""
-
-    def commit(self, tokens: int) -> None:
-        pass
-
-
 @torch.inference_mode()
 def reference_nll(model, prompt_ids: list[int], budget: Budget, temperature: float, seed: int,
                   samples: int, device: str) -> float | None:
     """Mean NLL per token of `samples` independent samples of one prompt (the quality reference)."""
     ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)
-    ctx = GenContext(target=model, draft=None, prompt_ids=ids, budget=budget, params=None, clock=_Unmeasured(),
+    ctx = GenContext(target=model, draft=None, prompt_ids=ids, budget=budget, params=None, clock=Unmeasured(),
                      seed=seed, num_samples=samples, temperature=temperature)
     drawn = sample_rows(ctx, samples, prefill_rows=1, store="shared_prefix", first=REFERENCE_FIRST_SAMPLE)
     return nll_per_token(drawn.tokens, drawn.logprobs)
@@ -241,13 +235,21 @@ def run_group(cfg: dict, experiment: str, dataset: str, methods: list[str], outs
     pairing = "interleaved" if len(methods) > 1 else "per_method"
     t0 = time.perf_counter()
 
+    references: dict[tuple, list[int]] = {}  # (prompt id, budget) -> greedy AR's ids, for oracle_alpha
+
     def one(member: Member, prompt: dict, seed: int):
         ids = torch.tensor([prompt["input_ids"]], dtype=torch.long, device=first.device)
+        oracle_ids = None
+        if uses_oracle(member.params):  # outside the timed region
+            key = (prompt["id"], member.budget.max_new_tokens, member.budget.eos_token_ids)
+            if key not in references:
+                references[key] = greedy_reference(target.model, ids, member.budget)
+            oracle_ids = references[key]
         set_seed(seed)
         ctx = GenContext(target=target.model, draft=draft.model if member.spec.needs_draft else None,
                          prompt_ids=ids, budget=member.budget, params=member.params, clock=None, seed=seed,
                          num_samples=member.job.protocol["num_samples"],
-                         temperature=member.job.protocol["temperature"])
+                         temperature=member.job.protocol["temperature"], oracle_ids=oracle_ids)
         with tracker.measure() as m:
             ctx.clock = m
             with counting_forwards(ctx):

@@ -185,6 +185,13 @@ class Measurement:
         return self.latency().ttft_s
 
 
+class Unmeasured:
+    """The clock of a generation outside any timed region: commits are not recorded."""
+
+    def commit(self, tokens: int) -> None:
+        pass
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

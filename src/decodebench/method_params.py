@@ -23,12 +23,22 @@ class LinearParams:
     k: int = 4  # draft tokens proposed per round
     lookup: int = 0  # > 0: try prompt lookup with n-grams of this size down to 1 before the draft model
     lookup_tokens: int = 10  # at most this many looked-up tokens per round
+    oracle_alpha: float | None = None  # oracle draft mode (methods.oracle): P(a draft is AR's token); None: off
 
     def validate(self) -> None:
         for name, least in (("k", 1), ("lookup", 0), ("lookup_tokens", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+        check_oracle_alpha(self.oracle_alpha)
+
+
+def check_oracle_alpha(value) -> None:
+    """The oracle draft mode's probability (methods.oracle): None (off) or a number in [0, 1]."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"oracle_alpha must be null (off) or a number in [0, 1], got {value!r}")
 
 
 @dataclass
@@ -37,9 +47,11 @@ class TreeParams:
     branching: int = 2
     tau: float = 0.05
     max_nodes: int = 64
+    oracle_alpha: float | None = None  # oracle draft mode (methods.oracle) on the first path; None: off
 
     def validate(self) -> None:
         check_tree_limits(self.depth, self.max_nodes, self.tau, "depth")
+        check_oracle_alpha(self.oracle_alpha)
         if not (isinstance(self.branching, int) and self.branching >= 1):
             raise ValueError(f"branching must be an integer >= 1, got {self.branching!r}")
 
@@ -71,9 +83,11 @@ class DynaTreeParams:
     step: float = 0.05
     adaptive: bool = True
     history: bool = True
+    oracle_alpha: float | None = None  # oracle draft mode (methods.oracle) on the first path; None: off
 
     def validate(self) -> None:
         check_tree_limits(self.max_depth, self.max_nodes, self.tau, "max_depth")
+        check_oracle_alpha(self.oracle_alpha)
         if not (isinstance(self.base_depth, int) and 1 <= self.base_depth <= self.max_depth):
             raise ValueError(f"base_depth must be an integer in [1, max_depth={self.max_depth}], "
                              f"got {self.base_depth!r}")

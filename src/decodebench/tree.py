@@ -49,6 +49,15 @@ class Tree:
         self._children[(parent, token)] = node
         return node
 
+    def replace_token(self, node: int, token: int) -> None:
+        """Give `node` another token (oracle draft mode); a sibling with that token becomes
+        unreachable through ``child``."""
+        parent = self.parents[node]
+        if self._children.get((parent, self.tokens[node])) == node:
+            del self._children[(parent, self.tokens[node])]
+        self.tokens[node] = token
+        self._children[(parent, token)] = node
+
     def __len__(self) -> int:
         return len(self.tokens)
 

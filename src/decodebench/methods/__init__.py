@@ -28,8 +28,9 @@ import contextlib
 import dataclasses
 import importlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -79,6 +80,7 @@ class GenContext:
     seed: int = 0
     num_samples: int = 1
     temperature: float = 1.0
+    oracle_ids: list[int] | None = None  # greedy AR's new ids for this prompt: the oracle draft mode's reference
     rounds: list[Round] = field(default_factory=list)
     forward_counts: dict[str, ForwardCount] = field(default_factory=dict)  # "target"/"draft", while counting
     _phases: list = field(default_factory=list)  # (name, round index, start, end): floats, or CUDA events

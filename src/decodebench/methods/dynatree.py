@@ -32,7 +32,9 @@ only moves the depth); ``history = False`` keeps the parameters fixed.
 Parameters (defaults): base_depth 5, max_depth 8, high_conf 0.9, low_conf 0.4,
 children_confident 1, children_mid 2, children_uncertain 3, tau 0.05, early_stop 0.1,
 deep_expand 0.5, max_nodes 256, window 10, target_acceptance 0.7, step 0.05,
-adaptive True, history True.
+adaptive True, history True, oracle_alpha None (off; the oracle draft mode of ``methods.tree``
+and ``methods.oracle``: the tree's first path replaced by greedy AR's tokens with probability
+alpha, which also drives the history's depth adjustments).
 """
 
 from __future__ import annotations

@@ -36,6 +36,10 @@ to min(L, remaining_budget - 1) tokens that followed it, as transformers' prompt
 when it finds some, they are the round's drafts and the draft model does not run (its cache
 catches up in its next round); otherwise the draft model proposes k tokens. Verification and
 acceptance are unchanged, so the output still equals greedy AR's.
+
+Oracle draft mode (``oracle_alpha`` = alpha, default None = off; ``methods.oracle``): each model
+draft d_i is, with probability alpha, replaced by greedy AR's token at its position before the
+draft is fed it (the draft's forwards are unchanged); needs ``ctx.oracle_ids``.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from transformers import DynamicCache
 from ..kvcache import cache_length, crop_to
 from ..method_params import LinearParams  # noqa: F401 (the method's parameters, declared there)
 from . import GenContext, GenerationOutput, greedy
+from .oracle import Oracle
 from .speculative import Round
 
 
@@ -65,11 +70,13 @@ def _vocab_size(model) -> int:
 
 
 @torch.inference_mode()
-def propose(draft, cache: DynamicCache, seq: torch.Tensor, k: int, vocab_size: int) -> torch.Tensor:
+def propose(draft, cache: DynamicCache, seq: torch.Tensor, k: int, vocab_size: int,
+            oracle: Oracle | None = None, position: int = 0) -> torch.Tensor:
     """k greedy draft tokens after `seq` [1, n], appending to the draft's `cache`. -> [1, k]
 
     `cache` must hold a prefix of `seq` (at most n - 1 positions); the tokens it lacks are
-    fed in the first forward."""
+    fed in the first forward. With an `oracle`, draft i may be replaced by AR's token at output
+    position `position` + i (the first draft's) before it is fed."""
     drafts = seq.new_empty((1, k))  # [1, k]
     token = seq[:, cache_length(cache):]  # [1, n - cached]
     for i in range(k):
@@ -78,6 +85,8 @@ def propose(draft, cache: DynamicCache, seq: torch.Tensor, k: int, vocab_size: i
             raise ValueError(f"draft logits cover {logits.shape[-1]} tokens but the target's vocabulary has "
                              f"{vocab_size}: linear speculation needs the draft to score the target's vocabulary")
         token = greedy(logits[:, -1:, :])  # [1, 1]
+        if oracle is not None and (true := oracle.replacement(position + i)) is not None:
+            token = token.new_tensor([[true]])
         drafts[:, i:i + 1] = token
     return drafts
 
@@ -88,6 +97,7 @@ def generate(ctx: GenContext) -> GenerationOutput:
         raise ValueError("method 'linear' needs a draft model (models.draft in the config)")
     target, draft, budget = ctx.target, ctx.draft, ctx.budget
     vocab_size = _vocab_size(target)
+    oracle = Oracle.of(ctx)
     target_cache, draft_cache = DynamicCache(), DynamicCache()
     seq = ctx.prompt_ids  # [1, n]: prompt + committed tokens
     new_ids: list[int] = []
@@ -100,7 +110,8 @@ def generate(ctx: GenContext) -> GenerationOutput:
             if found:  # the draft model does not run; its cache catches up in its next round
                 drafts = seq.new_tensor([found])  # [1, k]
             else:
-                drafts = propose(draft, draft_cache, seq, min(ctx.params.k, room), vocab_size)  # [1, k]
+                drafts = propose(draft, draft_cache, seq, min(ctx.params.k, room), vocab_size,
+                                 oracle, len(new_ids))  # [1, k]
             k = drafts.shape[1]
         with ctx.phase("verify"):
             fed = torch.cat([seq[:, cache_length(target_cache):], drafts], dim=1)  # [1, m + k]

@@ -29,13 +29,16 @@ prefill are timed as phase "prefill", outside every round. Greedy choices (the t
 each node) are argmaxes over float32 logits; the draft's tree grows from float32 log-probs.
 
 Parameters (defaults): depth D = 4, branching B = 2, tau = 0.05 (tau = 0 prunes nothing),
-max_nodes = 64 (draft nodes per tree, root excluded).
+max_nodes = 64 (draft nodes per tree, root excluded), oracle_alpha = None (off; the oracle
+draft mode of ``methods.oracle``: each node of the tree's first path, the draft's most
+probable one, is replaced with probability alpha by greedy AR's token at its position before
+it is fed to the draft; needs ``ctx.oracle_ids``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -43,6 +46,7 @@ from .. import tree as T
 from ..kvcache import cache_length, keep_positions
 from ..method_params import TreeParams
 from . import GenContext, GenerationOutput, greedy
+from .oracle import Oracle
 from .speculative import Round
 
 
@@ -65,9 +69,14 @@ class DraftState:
     slots: dict | None = None  # this round: tree node -> its index among the nodes fed after the prefix
 
 
-def grow_tree(draft: DraftState, shape: TreeShape, max_depth: int) -> T.Tree:
-    """Draft a tree under the root `draft.pending[-1]`, at most `max_depth` levels deep."""
+def grow_tree(draft: DraftState, shape: TreeShape, max_depth: int, oracle: Oracle | None = None,
+              root_position: int = 0) -> T.Tree:
+    """Draft a tree under the root `draft.pending[-1]`, at most `max_depth` levels deep.
+
+    With an `oracle`, the first-path node at depth d may get AR's token at output position
+    `root_position` + d (the root's position: len(committed) - 1) before it is fed."""
     tree = T.Tree.rooted(draft.pending[-1])
+    lead = 0  # the first path's node at the previous level
     draft.prefix_len, draft.slots = None, {}
     if max_depth < 1:
         return tree
@@ -88,10 +97,15 @@ def grow_tree(draft: DraftState, shape: TreeShape, max_depth: int) -> T.Tree:
         parent_row = torch.nonzero(keep)[:, 0][order].tolist()
         tokens, cums = top_tok[keep][order].tolist(), cum[keep][order].tolist()
         level = [tree.add(frontier[r], t, c) for r, t, c in zip(parent_row, tokens, cums)]
+        if oracle is not None and lead is not None:  # the level is in order of cumulative probability
+            lead = next((n for n in level if tree.parents[n] == lead), None)
+            if lead is not None and (true := oracle.replacement(root_position + depth)) is not None:
+                tree.replace_token(lead, true)
         if not level or depth == max_depth or tree.num_draft_nodes >= shape.max_nodes:
             break
         expand = shape.may_expand(torch.tensor(cums).exp(), depth).tolist()
         frontier = [n for n, e in zip(level, expand) if e]
+        lead = lead if lead in frontier else None
         if not frontier:
             break
         for n in frontier:
@@ -149,12 +163,13 @@ def speculate(ctx: GenContext, next_shape: Callable[[], TreeShape],
     with ctx.phase("prefill"):
         draft = DraftState(ctx.draft, ctx.draft(input_ids=ctx.prompt_ids, use_cache=True,
                                                 logits_to_keep=1).past_key_values, pending=[new_ids[-1]])
+    oracle = Oracle.of(ctx)
     depths = []
     while len(new_ids) < budget.max_new_tokens and not budget.is_eos(new_ids[-1]):
         shape = next_shape()
         remaining = budget.max_new_tokens - len(new_ids)
         with ctx.phase("draft"):
-            tree = grow_tree(draft, shape, min(shape.max_depth, remaining - 1))
+            tree = grow_tree(draft, shape, min(shape.max_depth, remaining - 1), oracle, len(new_ids) - 1)
         with ctx.phase("verify"):
             path, next_token = verify_tree(ctx.target, cache, tree)
         committed = [tree.tokens[i] for i in path] + [next_token]
