@@ -53,7 +53,8 @@ EXPERIMENT = "speculative_bench"
 def bench_config(args) -> tuple[dict, str, dict[str, str]]:
     """The study config with one experiment holding every runnable greedy method."""
     cfg = load_config(args.config)
-    cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}
+    # the benchmark's own experiment only (a tuning stage would add its experiment again on reload)
+    cfg = {k: v for k, v in cfg.items() if not k.startswith("_") and k != "tune"}
     if args.resources_dir:
         cfg["resources_dir"] = str(Path(args.resources_dir).resolve())
     if args.draft:
