@@ -140,6 +140,6 @@ def test_speculative_methods_through_decodebench_run(tiny_config, tmp_path):
             assert 0 < r["ttft_s"] <= r["wall_time_s"]
         for metric in ("rounds", "tokens_per_round", "draft_time_s", "verify_time_s"):
             assert data["summary"][metric]["n"] == 3
-    assert results["linear"]["method"]["params"] == {"k": 3}
+    assert results["linear"]["method"]["params"] == {"k": 3, "lookup": 0, "lookup_tokens": 10, "oracle_alpha": None}
     assert results["linear"]["models"]["draft"]["name"] == "tiny-llama-draft"
     assert results["pld"]["models"]["draft"] is None
