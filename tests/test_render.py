@@ -245,3 +245,15 @@ def test_memory_table_hides_the_average_with_one_dataset(tmp_path):
     assert "peak (MiB) & rel. change" in memory
     row = next(line for line in memory.splitlines() if line.startswith("tree"))
     assert row == r"tree & \num{150.5} & \num{+49.75}\,\% \\"  # docs only: 150.5 vs 100.5 MiB
+
+
+def test_rendering_removes_another_studys_generated_files(tmp_path):
+    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    raw = study_config()
+    raw["experiments"] = {"main": raw["experiments"]["main"]}
+    cfg = synthesize(tmp_path, raw)
+    stale = tmp_path / "paper/generated/tables/leaderboard.tex"  # as another study in this workspace left it
+    stale.parent.mkdir(parents=True)
+    stale.write_text("% another study's table\n")
+    manifest = render_all(cfg, tmp_path, tmp_path)
+    assert not stale.exists() and "paper/generated/tables/main.tex" in manifest

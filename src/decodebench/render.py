@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -1077,6 +1078,7 @@ def render_all(cfg: dict, out_dir: Path, root: Path | str = ".") -> dict:
     write_setup(ctx, all_results)
     write_numbers(ctx)
     write_study(ctx)
+    remove_foreign_artifacts(cfg, out_dir)
     manifest = {}
     for path, exps in artifacts(cfg).items():
         file = out_dir / path
@@ -1085,6 +1087,19 @@ def render_all(cfg: dict, out_dir: Path, root: Path | str = ".") -> dict:
         manifest[path] = {"sha256": file_sha256(file),
                           "inputs": dict(sorted({f: h for e in exps for f, h in inputs[e].items()}.items()))}
     return manifest
+
+
+def remove_foreign_artifacts(cfg: dict, out_dir: Path) -> list[Path]:
+    """Delete files under ``paper/generated/`` that this study does not render (left by another
+    study rendered in the same workspace, or by an experiment since removed from the config):
+    the paper must show only this study's artifacts, and everything there is regenerable."""
+    generated = Path(out_dir) / layout.GENERATED
+    keep = {Path(out_dir) / p for p in artifacts(cfg)}
+    removed = [f for f in sorted(generated.rglob("*")) if f.is_file() and f not in keep] if generated.is_dir() else []
+    for f in removed:
+        f.unlink()
+        print(f"render: removed {f} (not an artifact of study '{cfg['study']}')", file=sys.stderr)
+    return removed
 
 
 def write_manifest(artifacts_: dict, path: str | Path = MANIFEST) -> None:

@@ -45,7 +45,7 @@ GROUPS = [] if imported(CFG) else benchmark_groups(CFG)
 PAIRED_GROUPS = [g for g in GROUPS if g["pairing"] == "interleaved"]
 PER_METHOD_EXPERIMENTS = sorted({g["experiment"] for g in GROUPS if g["pairing"] == "per_method"})
 # CPU: a benchmark job takes every core the run is given, so measurements never overlap.
-BENCHMARK_THREADS = workflow.cores if CFG["device"] == "cpu" else (CFG.get("threads") or 1)
+BENCHMARK_THREADS = workflow.cores if CFG.get("device") == "cpu" else (CFG.get("threads") or 1)
 
 # Cluster resources of every benchmark job (both kinds of benchmark rule) and, on cuda, of
 # prepare_model (a distilled draft trains on the GPU); sized from the config's device. A GPU
@@ -99,7 +99,7 @@ def _constant(resource):
 
 def device_resources(exclusive):
     """The resources a job on the config's device asks for, with the site's overrides."""
-    key = "cuda" if CFG["device"] == "cuda" else "cpu"
+    key = "cuda" if CFG.get("device") == "cuda" else "cpu"
     site = {name: _constant(r) for name, r in
             workflow.resource_settings.overwrite_resources.get(f"benchmark_{key}", {}).items()}
     # a site's own slurm_extra (e.g. --constraint=...) comes after --exclusive, not instead

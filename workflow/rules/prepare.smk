@@ -12,7 +12,7 @@ rule prepare_model:
     conda:
         "../envs/decodebench.yaml"
     resources:
-        **(device_resources(exclusive=False) if CFG["device"] == "cuda" else {}),
+        **(device_resources(exclusive=False) if CFG.get("device") == "cuda" else {}),
     params:
         config_file=CONFIG_FILE,
         role=lambda wc: next(r for r, m in CFG["models"].items() if m["name"] == wc.model),
