@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_leaderboard import BASELINE, METHOD
+from test_leaderboard import study
 
 from decodebench import analysis, results
 from decodebench.check import check_paths
@@ -22,26 +22,6 @@ LEADERBOARD_COLUMNS = ["method", "speedup", "mean_accepted_tokens"] + [
     f"task_{t}_{s}" for t in ("multi_turn", "translation", "overall") for s in ("speedup", "tokens_per_s", "n")]
 
 
-def imported_study(root: Path, sources: dict[str, list[dict]]) -> Path:
-    """Answer files -> results/raw/lb via the importer; returns the results directory."""
-    src = root / "src"
-    src.mkdir(parents=True, exist_ok=True)
-    converted = []
-    for name, recs in sources.items():
-        path = src / f"{name}.jsonl"
-        path.write_text("".join(json.dumps(r) + "\n" for r in recs))
-        converted += convert("spec-bench", path, "lb").results
-    write_results(converted, root / "results/raw/lb")
-    return root / "results/raw/lb"
-
-
-def leaderboard_cfg(names: dict[str, str]) -> dict:
-    return {"study": "lb", "import": {"format": "spec-bench", "path": "src"},
-            "datasets": {"spec_bench": {"label": "Spec-Bench"}},
-            "experiments": {"leaderboard": {"baseline": "ar", "datasets": ["spec_bench"],
-                                            "methods": {n: {"method": m} for n, m in names.items()}}}}
-
-
 def reimport(answer_dir: Path, out: Path, study: str, dataset: str) -> list[Path]:
     """Every answer file under <answer_dir>/<experiment>/<dataset>/, as `decodebench import` would."""
     converted = []
@@ -52,10 +32,8 @@ def reimport(answer_dir: Path, out: Path, study: str, dataset: str) -> list[Path
 
 
 def test_round_trip_of_imported_answers_gives_the_same_leaderboard(tmp_path):
-    raw = imported_study(tmp_path / "a", {"vicuna-7b-v1.3-eagle-float16-temperature-0.0": METHOD,
-                                          "vicuna-7b-v1.3-vanilla-float16-temp-0.0": BASELINE})
-    cfg = leaderboard_cfg({"ar": "ar", "eagle": "eagle"})
-    before = analysis.aggregate_files(cfg, "leaderboard", sorted(raw.rglob("*.json")))
+    cfg, before = study(tmp_path / "a")  # the hand-computed leaderboard example, imported
+    raw = tmp_path / "a/results/raw/lb"
 
     written = export([raw], tmp_path / "answers")
     assert {p.name for p, status in written if status == "written"} == {

@@ -1,9 +1,9 @@
 """The oracle draft mode (methods.oracle): lossless, acceptance controlled by alpha, seeded."""
 
 import pytest
-import torch
 import yaml
 from test_ar import PROMPTS
+from test_linear import one_thread  # noqa: F401 (fixture: one torch thread for tiny models)
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from decodebench.config import load_config
@@ -15,14 +15,6 @@ from decodebench.results import load_result
 
 ARCHS = ["llama", "gpt_neox"]
 NEW = 24
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
