@@ -55,6 +55,7 @@ class Inputs:
         self._weights: dict[str, str | None] = {}
         self._prompt_sets: dict[str, tuple[str | None, str]] = {}
         self._tokenizers: dict[str, object] = {}
+        self.tuning_stages: dict[Path, object] = {}  # picks file -> check.tuning.TuningStage
 
     def same_study(self, res: Result) -> bool:
         """Whether the config describes this result's study (else only the result itself is used)."""
