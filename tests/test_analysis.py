@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from pipeline.synthetic import record, result
 
-from decodebench.analysis import across_datasets, aggregate_experiment, baseline_for
+from decodebench.analysis import across_datasets, aggregate_experiment, baseline_for, per_dataset_table, wide_table
 from decodebench.config import ConfigError, expand_config, sweep_methods, validate_config
 
 
@@ -22,6 +22,11 @@ def _row(table, dataset, method):
     return sel.iloc[0]
 
 
+def aggregated(cfg, experiment, results):
+    """The experiment's per-dataset rows as the renderer sees them: written long, reshaped wide."""
+    return wide_table(aggregate_experiment(cfg, experiment, results))
+
+
 def test_mean_sample_std_speedup_and_memory_change():
     exp = {"baseline": "ar", "datasets": ["d"], "methods": {"ar": {}, "lin": {}}}
     ar = result("s", "main", "d", "ar", "ar", [record(0, 10.0, 100.0, 10.0), record(1, 14.0, 110.0, 12.0)])
@@ -29,7 +34,7 @@ def test_mean_sample_std_speedup_and_memory_change():
                  [record(0, 20.0, 120.0, 20.0, rounds=3, acceptance_rate=0.5, tokens_per_round=2.0),
                   record(1, 25.0, 130.0, 22.0, rounds=4, acceptance_rate=0.7, tokens_per_round=3.0),
                   record(2, 30.0, 140.0, 24.0, rounds=5, acceptance_rate=0.9, tokens_per_round=4.0)])
-    table = aggregate_experiment(_cfg({"main": exp}), "main", [lin, ar])
+    table = aggregated(_cfg({"main": exp}), "main", [lin, ar])
     assert list(table["method"]) == ["ar", "lin"]  # config order, not input order
     a, b = _row(table, "d", "ar"), _row(table, "d", "lin")
     assert a["tokens_per_s_mean"] == pytest.approx(12.0)
@@ -53,17 +58,17 @@ def test_repeats_are_averaged_before_the_std_over_prompts():
     exp = {"baseline": "ar", "datasets": ["d"], "methods": {"ar": {}}}
     recs = [record(0, 10.0, 1.0, 1.0, repeat=0), record(0, 20.0, 1.0, 1.0, repeat=1),
             record(1, 30.0, 1.0, 1.0, repeat=0), record(1, 30.0, 1.0, 1.0, repeat=1)]
-    row = aggregate_experiment(_cfg({"main": exp}), "main", [result("s", "main", "d", "ar", "ar", recs)]).iloc[0]
+    row = aggregated(_cfg({"main": exp}), "main", [result("s", "main", "d", "ar", "ar", recs)]).iloc[0]
     assert row["tokens_per_s_mean"] == pytest.approx(22.5)  # prompts: 15 and 30
     assert row["tokens_per_s_std"] == pytest.approx(statistics.stdev([15.0, 30.0]))
     assert row["tokens_per_s_n"] == 2
 
 
 def test_multisample_speedup_is_baseline_time_over_method_time():
-    exp = {"baseline": "naive", "datasets": ["d"], "methods": {"naive": {}, "eab": {}}}
+    exp = {"kind": "multisample", "baseline": "naive", "datasets": ["d"], "methods": {"naive": {}, "eab": {}}}
     naive = result("s", "ms", "d", "naive", "naive", [record(0, 10.0, 200.0, 50.0, new_tokens=40)])  # 4 s
     eab = result("s", "ms", "d", "eab", "eab_cow", [record(0, 10.0, 150.0, 25.0, new_tokens=20)])  # 2 s
-    table = aggregate_experiment(_cfg({"ms": exp}), "ms", [naive, eab])
+    table = aggregated(_cfg({"ms": exp}), "ms", [naive, eab])
     row = _row(table, "d", "eab")
     assert row["speedup"] == pytest.approx(2.0)  # tokens/s are equal; time halves
     assert row["memory_ratio"] == pytest.approx(0.75)
@@ -80,7 +85,7 @@ def test_generation_length_variants_compare_with_the_baseline_of_the_same_budget
     results = [result("s", "length", "d", m, m.split("_")[0].replace("lin", "linear"),
                       [record(0, tps, 1.0, 1.0)], max_new_tokens=int(m.rsplit("_t", 1)[1]))
                for m, tps in (("ar_t8", 10.0), ("ar_t16", 20.0), ("lin_t8", 15.0), ("lin_t16", 50.0))]
-    table = aggregate_experiment({"study": "s", **cfg}, "length", results)
+    table = aggregated({"study": "s", **cfg}, "length", results)
     assert _row(table, "d", "lin_t8")["speedup"] == pytest.approx(1.5)
     assert _row(table, "d", "lin_t16")["speedup"] == pytest.approx(2.5)
 
@@ -91,7 +96,7 @@ def test_imported_results_aggregate_from_their_summary():
                 imported=True)
     tree = result("s", "main", "d", "tree", "dynatree", [record(0, 30.0, 150.0, 1.0)], imported=True)
     assert ar["records"] is None
-    table = aggregate_experiment(_cfg({"main": exp}), "main", [ar, tree])
+    table = aggregated(_cfg({"main": exp}), "main", [ar, tree])
     assert _row(table, "d", "ar")["tokens_per_s_mean"] == pytest.approx(15.0)
     assert _row(table, "d", "tree")["speedup"] == pytest.approx(2.0)
     assert _row(table, "d", "tree")["peak_memory_change_pct"] == pytest.approx(50.0)
@@ -100,7 +105,7 @@ def test_imported_results_aggregate_from_their_summary():
 def test_missing_baseline_leaves_relative_columns_empty():
     exp = {"baseline": "ar", "datasets": ["d"], "methods": {"ar": {}, "lin": {}}}
     lin = result("s", "main", "d", "lin", "linear", [record(0, 20.0, 1.0, 1.0)])
-    row = aggregate_experiment(_cfg({"main": exp}), "main", [lin]).iloc[0]
+    row = aggregated(_cfg({"main": exp}), "main", [lin]).iloc[0]
     assert pd.isna(row["speedup"])
 
 
@@ -108,7 +113,7 @@ def test_results_of_another_study_are_refused():
     exp = {"baseline": "ar", "datasets": ["d"], "methods": {"ar": {}}}
     other = result("other", "main", "d", "ar", "ar", [record(0, 1.0, 1.0, 1.0)])
     with pytest.raises(ValueError, match="study 'other'"):
-        aggregate_experiment(_cfg({"main": exp}), "main", [other])
+        aggregated(_cfg({"main": exp}), "main", [other])
 
 
 def test_across_datasets_averages_and_recomputes_memory_change():
@@ -117,11 +122,83 @@ def test_across_datasets_averages_and_recomputes_memory_change():
           result("s", "memory", "b", "ar", "ar", [record(0, 10.0, 300.0, 30.0)]),
           result("s", "memory", "a", "lin", "linear", [record(0, 20.0, 110.0, 15.0)]),
           result("s", "memory", "b", "lin", "linear", [record(0, 40.0, 330.0, 45.0)])]
-    avg = across_datasets(aggregate_experiment(_cfg({"memory": exp}), "memory", rs))
+    avg = across_datasets(per_dataset_table(_cfg({"memory": exp}), "memory", rs))
     lin = avg[avg["method"] == "lin"].iloc[0]
     assert lin["peak_memory_mb_mean"] == pytest.approx(220.0)
     assert lin["peak_memory_change_pct"] == pytest.approx(10.0)  # 220 vs 200
     assert lin["speedup"] == pytest.approx(3.0)  # mean of 2x and 4x
+
+
+def _memory_study():
+    exp = {"baseline": "ar", "datasets": ["a", "b"], "methods": {"ar": {}, "lin": {}}}
+    rs = [result("s", "memory", "a", "ar", "ar", [record(0, 10.0, 100.0, 10.0), record(1, 12.0, 100.0, 10.0)]),
+          result("s", "memory", "b", "ar", "ar", [record(0, 10.0, 300.0, 30.0), record(1, 11.0, 300.0, 30.0)]),
+          result("s", "memory", "a", "lin", "linear", [record(0, 20.0, 110.0, 15.0), record(1, 30.0, 90.0, 5.0)]),
+          result("s", "memory", "b", "lin", "linear", [record(0, 40.0, 330.0, 45.0), record(1, 22.0, 330.0, 40.0)])]
+    return _cfg({"memory": exp}), rs
+
+
+def test_the_long_table_reshapes_back_to_every_per_dataset_value(tmp_path):
+    from decodebench.analysis import read_table, write_table
+
+    cfg, rs = _memory_study()
+    wide = per_dataset_table(cfg, "memory", rs)
+    write_table(aggregate_experiment(cfg, "memory", rs), tmp_path / "memory.csv")
+    back = wide_table(read_table(tmp_path / "memory.csv"))
+    assert len(back) == len(wide) == 4
+    numeric = [c for c in wide.columns if pd.api.types.is_numeric_dtype(wide[c]) and wide[c].notna().any()]
+    assert {"tokens_per_s_mean", "tokens_per_s_std", "speedup", "speedup_low", "memory_ratio"} <= set(numeric)
+    for (_, w), (_, b) in zip(wide.iterrows(), back.iterrows()):
+        assert (w["dataset"], w["method"]) == (b["dataset"], b["method"])
+        for c in numeric:
+            if pd.isna(w[c]):
+                assert pd.isna(b[c]), c
+            else:
+                assert float(b[c]) == pytest.approx(float(w[c]), rel=1e-9), c
+
+
+def test_picks_carry_their_macro_and_never_name_the_baseline():
+    cfg, rs = _memory_study()
+    cfg["experiments"]["main"] = {**cfg["experiments"].pop("memory")}
+    rs = [{**r, "experiment": "main"} for r in rs]
+    long = aggregate_experiment(cfg, "main", rs)
+    picks = long[long["role"] == "pick"].set_index("macro", drop=False)
+    best = picks.loc["MainBestSpeedup"]
+    assert best["method"] == "lin" and best["dataset"] == "_all"
+    across = long[(long["role"] == "across datasets") & (long["method"] == "lin") & (long["metric"] == "speedup")]
+    assert best["value"] == pytest.approx(across.iloc[0]["value"])  # the mean over datasets it was chosen from
+    assert picks.loc["MainBestMethod", "method_label"] == "lin"
+    assert picks.loc["MainNumDatasets", "value"] == 2 and picks.loc["MainNumMethods", "value"] == 2
+    top = picks.loc["MainTopSpeedup"]
+    row = long[(long["role"] == "dataset") & (long["method"] == "lin") & (long["dataset"] == top["dataset"])
+               & (long["metric"] == "speedup") & (long["statistic"] == "paired")].iloc[0]
+    assert (top["value"], top["low"], top["high"]) == (row["value"], row["low"], row["high"])  # with its interval
+    assert picks.loc["MainBaselineMethod", "method"] == "ar"
+
+
+def test_every_macro_the_paper_cites_is_written_out_where_it_is_chosen():
+    """Grepping a headline macro's name finds the code that chooses it (no names built by f-strings)."""
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    cited = set(re.findall(r"\\([A-Z][A-Za-z]+)", (repo / "paper" / "main.tex").read_text()))
+    chosen = (repo / "src" / "decodebench" / "headlines.py").read_text()
+    setup = (repo / "src" / "decodebench" / "render" / "setup.py").read_text()
+    missing = [m for m in sorted(cited) if f'"{m}"' not in chosen
+               and not (m.startswith("Setup") and f'"{m.removeprefix("Setup")}"' in setup) and m != "StudyName"]
+    assert not missing, missing
+
+
+def test_an_experiment_needs_a_kind_unless_its_id_names_one():
+    from decodebench.kinds import KINDS, kind_problems
+
+    assert kind_problems({"main": {}, "extra": {"kind": "generic"}, "other": {"kind": "generic"}}) == []
+    assert "no kind" in kind_problems({"speed": {}})[0]
+    assert "unknown kind 'fast'" in kind_problems({"x": {"kind": "fast"}})[0]
+    assert "a second experiment of kind 'main'" in kind_problems({"main": {}, "main2": {"kind": "main"}})[0]
+    from decodebench.config import config_schema
+    assert config_schema()["$defs"]["experiment"]["properties"]["kind"]["enum"] == list(KINDS)
 
 
 def test_sweep_shorthand_names_every_grid_point():

@@ -124,14 +124,6 @@ def test_missing_manifest(rendered):
     assert ("results/MANIFEST.json", "artifacts", "error") in fired(report)
 
 
-def test_render_unavailable_is_a_warning_not_a_crash(rendered, monkeypatch):
-    monkeypatch.setitem(sys.modules, "decodebench.render", None)  # import fails
-    report = check(rendered)
-    assert fired(report) == {("results/MANIFEST.json", "artifacts", "warning")}, report.text()
-    assert "not re-rendered" in report.findings[0].message
-    assert report.exit_code() == 0 and report.exit_code(strict=True) == 1
-
-
 def test_render_failure_is_an_error(rendered, monkeypatch):
     def broken(cfg, out_dir):
         raise KeyError("tokens_per_s")

@@ -40,7 +40,7 @@ def test_round_trip_of_imported_answers_gives_the_same_leaderboard(tmp_path):
         "vicuna-7b-v1.3-float16-decodebench-ar-ar-temperature-0.0.jsonl",
         "vicuna-7b-v1.3-float16-decodebench-eagle-eagle-temperature-0.0.jsonl"}
     files = reimport(tmp_path / "answers", tmp_path / "b/results/raw/lb", "lb", "spec_bench")
-    after = analysis.aggregate_files(cfg, "leaderboard", sorted(files))
+    after = analysis.wide_table(analysis.aggregate_files(cfg, "leaderboard", sorted(files)))
     cols = [c for c in LEADERBOARD_COLUMNS if c in before.columns]
     assert before[cols].sort_values("method").reset_index(drop=True).equals(
         after[cols].sort_values("method").reset_index(drop=True))
@@ -115,7 +115,7 @@ def test_measured_round_trip_leaderboard_and_lossless_on_reimport(measured, tmp_
     cfg = {"study": "tiny-lb", "datasets": {"docs": {"label": "docs"}},
            "experiments": {"main": {"baseline": "ar", "datasets": ["docs"],
                                     "methods": {"ar": {"method": "ar"}, "linear": {"method": "linear"}}}}}
-    table = analysis.aggregate_files(cfg, "main", sorted(files))
+    table = analysis.wide_table(analysis.aggregate_files(cfg, "main", sorted(files)))
     linear = table[table["method"] == "linear"].iloc[0]
     assert linear["task_overall_speedup"] == pytest.approx(rate("linear") / rate("ar"))
     commits = [c for r in res["linear"]["records"] if r["repeat"] == 0 for c in r["commit_tokens"]]

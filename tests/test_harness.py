@@ -185,3 +185,45 @@ def test_an_unwritable_out_is_refused_before_measuring(tiny_config, tmp_path, mo
                                       r"directory\); nothing was measured"):
         main(["run", "--config", str(tiny_config), "--experiment", "main", "--dataset", "docs", "--method", "ar",
               "--out", str(out), "--quiet"])
+
+
+def test_run_summary_result_file_and_csv_agree_for_every_metric(tiny_config, tmp_path):
+    """One statistic function: `decodebench run`'s printout, the result file's summary and the
+    aggregated CSV's rows give the same mean, sample std and n for every metric."""
+    import math
+    import re
+
+    from decodebench.analysis import aggregate_experiment, read_table, write_table
+    from decodebench.results import summarise
+
+    out = tmp_path / "ar.json"
+    proc = subprocess.run([sys.executable, "-m", "decodebench.cli", "run", "--config", str(tiny_config),
+                           "--experiment", "main", "--dataset", "docs", "--method", "ar", "--out", str(out),
+                           "--limit", "3", "--max-new-tokens", "6", "--quiet"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    data = load_result(out)
+    summary = data["summary"]
+    assert summary == summarise(data["records"])
+    assert len(summary) >= 10  # timing, tokens, memory ... every metric the records have
+    printed = re.search(r"([0-9.]+) tokens/s, peak ([0-9.]+) MiB \(overhead ([0-9.]+) MiB\)", proc.stdout)
+    assert printed, proc.stdout
+    assert printed.group(1) == f"{summary['tokens_per_s']['mean']:.2f}"
+    assert printed.group(2) == f"{summary['peak_memory_mb']['mean']:.1f}"
+    assert printed.group(3) == f"{summary['peak_memory_overhead_mb']['mean']:.1f}"
+
+    cfg = load_config(tiny_config)
+    cfg["experiments"]["main"]["methods"] = {"ar": cfg["experiments"]["main"]["methods"]["ar"]}
+    write_table(aggregate_experiment(cfg, "main", [data]), tmp_path / "main.csv")
+    rows = read_table(tmp_path / "main.csv")
+    rows = rows[rows["role"] == "dataset"]
+    for metric, stat in summary.items():
+        for statistic in ("mean", "std"):
+            row = rows[(rows["metric"] == metric) & (rows["statistic"] == statistic)]
+            assert len(row) == 1, (metric, statistic)
+            value = row.iloc[0]["value"]
+            if stat[statistic] is None:
+                assert math.isnan(value), (metric, statistic)
+            else:
+                assert value == pytest.approx(stat[statistic], rel=1e-9), (metric, statistic)
+            assert row.iloc[0]["n"] == stat["n"], metric

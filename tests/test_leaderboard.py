@@ -55,7 +55,7 @@ def study(tmp_path: Path, how: str | None = None, with_baseline: bool = True) ->
                                                        "eagle": {"method": "eagle", "label": "EAGLE"}}}}}
     if how:
         cfg["leaderboard"] = {"speedup": how}
-    table = analysis.aggregate_files(cfg, "leaderboard", sorted((tmp_path / "results/raw/lb").rglob("*.json")))
+    table = analysis.wide_table(analysis.aggregate_files(cfg, "leaderboard", sorted((tmp_path / "results/raw/lb").rglob("*.json"))))
     return cfg, table
 
 
@@ -113,4 +113,4 @@ def test_rows_sorted_by_overall_best_bold_and_no_baseline_shows_tokens_per_s(tmp
 
 
 def pd_missing(x) -> bool:
-    return render._missing(x)
+    return render.missing(x)

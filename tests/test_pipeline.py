@@ -89,7 +89,10 @@ def test_pipeline_writes_results_tables_figures_numbers(workspace):
                    "prompt_length/docs_p12/ar.json", "prompt_length/docs_p8/ar.json"]
     main_csv = (ws / "results" / "tables" / STUDY / "main.csv").read_text()
     assert main_csv.splitlines()[0].startswith("experiment,dataset,dataset_label")
-    assert len(main_csv.splitlines()) == 3
+    assert main_csv.splitlines()[0].endswith("role,metric,statistic,value,n,low,high,macro")
+    # the long format: per-dataset values, means over datasets, and the picks with their macro names
+    assert ",dataset,tokens_per_s,mean," in main_csv and ",across datasets,tokens_per_s,mean," in main_csv
+    assert ",pick,speedup,best mean over datasets," in main_csv and main_csv.count(",MainBestSpeedup\n") == 1
     gen = ws / "paper" / "generated"
     for f in ("tables/main.tex", "tables/latency.tex", "figures/main.pdf", "figures/main.png",
               "figures/prompt_length.pdf", "numbers.tex", "setup.tex", "study.tex"):
@@ -153,14 +156,16 @@ def test_an_edited_or_stale_table_is_caught_against_its_results(workspace):
     csv = ws / "results" / "tables" / STUDY / "main.csv"
     original = csv.read_text()
     lines = original.splitlines(keepends=True)
-    lines[2] = lines[2].replace(",ar_again,", ",ar_again_edited,", 1)
+    edited = next(i for i, line in enumerate(lines) if ",ar_again," in line)
+    lines[edited] = lines[edited].replace(",ar_again,", ",ar_again_edited,", 1)
     csv.write_text("".join(lines))
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     try:
         proc = subprocess.run([sys.executable, "-m", "decodebench.cli", "check", "--config", "config/test.yaml"],
                               cwd=ws, env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 1, proc.stdout[-3000:]
-        assert f"results/tables/{STUDY}/main.csv:3: artifacts: error: differs from a fresh aggregation" in proc.stdout, \
+        assert f"results/tables/{STUDY}/main.csv:{edited + 1}: artifacts: error: differs from a fresh aggregation" \
+            in proc.stdout, \
             proc.stdout[-3000:]
     finally:
         csv.write_text(original)

@@ -53,7 +53,7 @@ def study_config() -> dict:
                                      "adaptive": {"method": "dynatree"}}},
             "multisample": {"baseline": "naive", "datasets": ["wiki"], "prompt_lengths": [32, 64],
                             "methods": {"naive": {"method": "naive"}, "eab_cow": {"method": "eab_cow"}}},
-            "extra": {"baseline": "ar", "datasets": ["docs"],
+            "extra": {"kind": "generic", "baseline": "ar", "datasets": ["docs"],
                       "methods": {"ar": {"method": "ar"}, "pld": {"method": "pld"}}},
         },
     }
@@ -225,12 +225,12 @@ def test_manifest_lists_study_results_only(rendered):
 def test_a_headline_pick_never_names_the_baseline():
     import pandas as pd
 
-    from decodebench.render import _best_row
+    from decodebench.headlines import best_row
 
-    df = pd.DataFrame({"method": ["ar_t16", "tree_t16"], "baseline": ["ar", "ar"],
+    df = pd.DataFrame({"method": ["ar_t16", "tree_t16"], "baseline": ["ar_t16", "ar_t16"],
                        "speedup": [1.0, 0.8], "speedup_kind": ["baseline", "paired"]})
-    assert _best_row(df, "speedup")["method"] == "tree_t16"  # slower than AR, still the pick among methods
-    assert _best_row(df.iloc[:1], "speedup")["method"] == "ar_t16"  # only the baseline: nothing else to name
+    assert best_row(df, "speedup")["method"] == "tree_t16"  # slower than AR, still the pick among methods
+    assert best_row(df.iloc[:1], "speedup")["method"] == "ar_t16"  # only the baseline: nothing else to name
 
 
 def test_memory_table_hides_the_average_with_one_dataset(tmp_path):

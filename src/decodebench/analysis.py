@@ -1,33 +1,38 @@
-"""Aggregation: result files -> one tidy table per experiment, relative to its baseline.
+"""Aggregation: result files -> one long-format table per experiment; every derived number.
 
-    table = aggregate_experiment(cfg, "main", [load_result(p) for p in result_files(cfg, "main")])
-    table.to_csv("results/tables/embedded/main.csv")
+    long = aggregate_experiment(cfg, "main", [load_result(p) for p in result_files(cfg, "main")])
+    write_table(long, "results/tables/embedded/main.csv")
+    wide_table(long)                      # the per-dataset rows, metrics as columns (for layout)
 
-One row per (dataset, method configuration), in the config's order. For every metric of
-``METRICS`` the row holds ``<metric>_mean``, ``<metric>_std`` (sample std, ddof=1; empty for
-one prompt) and ``<metric>_n``, taken over prompts: a prompt's repeats are averaged first,
-then ``results.stat`` runs over the prompts. Imported results (``records: null``) take the
-stat from their summary.
+The long table (columns: the row's identity, then ``role``, ``metric``, ``statistic``,
+``value``, ``n``, ``low``, ``high``, ``macro``; docs/pipeline.md "Aggregation") has three roles:
 
-Relative to the experiment's baseline (its ``baseline`` method configuration on the same
-dataset; with ``generation_lengths`` the baseline variant of the same budget):
+- ``dataset``: per (dataset, method configuration), in the config's order, built from
+  ``per_dataset_table``. For every metric of ``results.METRICS``: ``mean`` and ``std`` (sample
+  std, ddof=1; empty for one prompt) over prompts, with ``n``, from ``results.summarise`` (the
+  function that wrote the result file's summary). Imported results (``records: null``) take
+  the stat from their summary. Relative to the experiment's baseline (its ``baseline`` method
+  configuration on the same dataset; with ``generation_lengths`` the baseline variant of the
+  same budget):
 
-- ``speedup``: for measured results, the paired speedup (``decodebench.paired``): the ratio
-  method tokens/s / baseline tokens/s of each (prompt, repeat) both measured, repeats averaged
-  per prompt, the mean over prompts; ``speedup_low`` / ``speedup_high`` its 95 % bootstrap
-  interval (prompts, then repeats, resampled), ``speedup_prompts`` / ``speedup_pairs`` what it
-  rests on, ``speedup_kind`` = ``paired`` (``baseline`` for the baseline itself: 1, no
-  interval). Imported results (no records) and pairs that do not
-  exist: the ratio of the means, ``speedup_kind`` = ``ratio of means``, no interval. For
-  multi-sample experiments (results with ``protocol.num_samples``) the ratio is baseline wall
-  time / method wall time, the time to produce all samples;
-- ``peak_memory_change_pct`` and ``overhead_change_pct``: (method - baseline) / baseline x 100
-  of the mean peak memory and of the mean peak over the pre-generation baseline;
-- ``memory_ratio`` and ``overhead_ratio``: method / baseline of the same means.
+  - ``speedup``: for measured results, the paired speedup (``decodebench.paired``): the ratio
+    method tokens/s / baseline tokens/s of each (prompt, repeat) both measured, repeats
+    averaged per prompt, the mean over prompts; ``low`` / ``high`` its 95 % bootstrap interval
+    (prompts, then repeats, resampled), ``n`` the prompts and a ``pairs`` row the pairs;
+    statistic ``paired`` (``baseline`` for the baseline itself: 1, no interval). Imported
+    results (no records) and pairs that do not exist: the ratio of the means, statistic
+    ``ratio of means``, no interval. For multi-sample experiments (results with
+    ``protocol.num_samples``) the ratio is baseline wall time / method wall time, the time to
+    produce all samples;
+  - ``peak_memory_change_pct`` and ``overhead_change_pct``: (method - baseline) / baseline x 100
+    of the mean peak memory and of the mean peak over the pre-generation baseline;
+  - ``memory_ratio`` and ``overhead_ratio``: method / baseline of the same means.
 
-Results with per-question records (imported Spec-Bench answers, ``questions``) also get
-Spec-Bench's task columns: ``task_<t>_tokens_per_s``, ``_n``, ``_tokens``, ``_time_s``,
-``task_<t>_speedup`` and ``mean_accepted_tokens`` (definitions in ``decodebench.leaderboard``).
+  Results with per-question records (imported Spec-Bench answers, ``questions``) also get
+  Spec-Bench's task columns: ``task_<t>_tokens_per_s``, ``_n``, ``_tokens``, ``_time_s``,
+  ``task_<t>_speedup`` and ``mean_accepted_tokens`` (definitions in ``decodebench.leaderboard``).
+- ``across datasets`` (dataset ``_all``): ``across_datasets``, the means over datasets;
+- ``pick``: the headline numbers (``decodebench.headlines``), each with its macro's name.
 
 Paths come from ``decodebench.layout``.
 """
@@ -40,20 +45,11 @@ from pathlib import Path
 import pandas as pd
 
 from . import leaderboard
+from .headlines import headline_picks
+from .kinds import experiment_kind
 from .paired import paired_speedup
-from .results import load_result, stat
+from .results import METRICS, load_result, summarise
 
-# Metrics aggregated per (dataset, method): name in the records / summary -> column prefix.
-METRICS = (
-    "tokens_per_s", "wall_time_s", "ttft_s", "tokens_at_first_commit", "tpot_s", "tpot_p50_s", "tpot_p90_s",
-    "tpot_p99_s", "new_tokens", "prompt_tokens", "tokens_per_target_forward",
-    "peak_memory_mb", "peak_memory_overhead_mb",
-    "rounds", "acceptance_rate", "tokens_per_round",
-    "num_samples", "token_steps", "branch_points", "final_paths",
-    # multi-sample quality (decodebench.quality)
-    "distinct_1", "distinct_2", "self_bleu", "sample_logprob_mean", "sample_logprob_std", "nll_per_token",
-    "nll_per_token_reference", "nll_per_token_error",
-)
 IDENTITY = ("experiment", "dataset", "dataset_label", "prompt_tokens_config", "method", "method_id",
             "method_label", "params", "max_new_tokens", "num_samples_config", "baseline", "kind",
             "prompts_measured", "errors")
@@ -69,18 +65,12 @@ def baseline_for(exp: dict, method: str) -> str:
 
 
 def prompt_stats(result: dict) -> dict[str, dict]:
-    """{metric: stat} over prompts (repeats of a prompt averaged first)."""
-    records = result["records"]
-    if records is None:  # imported: the source's summary is all there is
+    """{metric: stat} over prompts: ``results.summarise`` of the records (the same function that
+    wrote the result file's summary and `decodebench run`'s printout); imported results have no
+    records, so their source's summary is all there is."""
+    if result["records"] is None:
         return {m: result["summary"][m] for m in METRICS if m in result["summary"]}
-    frame = pd.DataFrame(records)
-    out = {}
-    for metric in METRICS:
-        if metric not in frame or frame[metric].isna().all():
-            continue
-        per_prompt = frame.groupby("prompt_index", sort=True)[metric].mean()
-        out[metric] = stat(v for v in per_prompt.tolist() if v == v)  # NaN != NaN: drop
-    return out
+    return summarise(result["records"])
 
 
 def result_row(result: dict, exp: dict | None) -> dict:
@@ -193,8 +183,8 @@ def add_paired(table: pd.DataFrame, results: dict[tuple[str, str], dict]) -> pd.
     return table
 
 
-def aggregate_experiment(cfg: dict, experiment: str, results: list[dict]) -> pd.DataFrame:
-    """The experiment's tidy table (see the module docstring)."""
+def per_dataset_table(cfg: dict, experiment: str, results: list[dict]) -> pd.DataFrame:
+    """One row per (dataset, method configuration), metrics as columns (see the module docstring)."""
     exp = cfg["experiments"].get(experiment)
     for r in results:
         if r["experiment"] != experiment or r["study"] != cfg["study"]:
@@ -218,6 +208,18 @@ def aggregate_experiment(cfg: dict, experiment: str, results: list[dict]) -> pd.
     return table[first + [c for c in table.columns if c not in first]]
 
 
+def aggregate_experiment(cfg: dict, experiment: str, results: list[dict]) -> pd.DataFrame:
+    """The experiment's long-format table (what ``results/tables/<study>/<experiment>.csv``
+    holds): every per-dataset value, every mean over datasets and every headline pick."""
+    exp = cfg["experiments"].get(experiment)
+    if exp is None:
+        raise ValueError(f"{cfg['study']}/{experiment}: the config has no experiment '{experiment}'")
+    wide = per_dataset_table(cfg, experiment, results)
+    across = across_datasets(wide)
+    picks = headline_picks(experiment, experiment_kind(experiment, exp), wide, across, cfg)
+    return long_table(wide, across, picks)
+
+
 def aggregate_files(cfg: dict, experiment: str, paths: list[str | Path]) -> pd.DataFrame:
     return aggregate_experiment(cfg, experiment, [load_result(p) for p in sorted(map(str, paths))])
 
@@ -237,6 +239,105 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=True)
 
 
+ALL_DATASETS = "_all"  # the dataset of a mean over datasets (no dataset name starts with "_")
+ALL_DATASETS_LABEL = "mean over datasets"
+ROLES = ("dataset", "across datasets", "pick")
+VALUE_COLUMNS = ("role", "metric", "statistic", "value", "n", "low", "high", "macro")
+# Columns of a per-dataset row that identify it (repeated on each of its long rows).
+_ID_EXTRA = ("dataset_order", "method_order")
+_SPEEDUP_STATS = ("speedup_kind", "speedup_low", "speedup_high", "speedup_prompts", "speedup_pairs")
+
+
+def _id_columns(wide: pd.DataFrame) -> list[str]:
+    return [c for c in wide.columns if c in IDENTITY or c in _ID_EXTRA or c.startswith("param_")]
+
+
+def _value(v):
+    return None if v is None or pd.isna(v) else v
+
+
+def _melt_row(r: dict, ids: list[str], role: str) -> list[dict]:
+    """A wide row -> its long rows: (metric, mean|std) for each of METRICS, the speedup under
+    its statistic (paired, ratio of means, baseline, mean over datasets) with its interval, and
+    every other value column as (column, value)."""
+    base = {k: r.get(k) for k in ids}
+    out = []
+
+    def add(metric, statistic, value, n=None, low=None, high=None):
+        out.append({**base, "role": role, "metric": metric, "statistic": statistic, "value": _value(value),
+                    "n": _value(n), "low": _value(low), "high": _value(high), "macro": None})
+
+    done = set(ids)
+    for m in METRICS:
+        if f"{m}_mean" in r and _value(r[f"{m}_mean"]) is not None:
+            add(m, "mean", r[f"{m}_mean"], r.get(f"{m}_n"))
+            add(m, "std", r.get(f"{m}_std"), r.get(f"{m}_n"))
+        done.update({f"{m}_mean", f"{m}_std", f"{m}_n"})
+    if _value(r.get("speedup")) is not None:
+        add("speedup", r.get("speedup_kind") or "ratio of means", r["speedup"], r.get("speedup_prompts"),
+            r.get("speedup_low"), r.get("speedup_high"))
+        if _value(r.get("speedup_pairs")) is not None:
+            add("speedup", "pairs", r["speedup_pairs"])
+    elif "speedup" in r:  # no baseline to compare with: the row says so, with no value
+        add("speedup", "none", None)
+    done.update({"speedup", *_SPEEDUP_STATS})
+    for c, v in r.items():
+        if c not in done:  # an empty value stays a row: the column exists, its value could not be computed
+            add(c, "value", v)
+    return out
+
+
+def long_table(wide: pd.DataFrame, across: pd.DataFrame, picks: list[dict]) -> pd.DataFrame:
+    """The long-format table: per-dataset rows (role ``dataset``), means over datasets (role
+    ``across datasets``, dataset ``_all``) and headline picks (role ``pick``, each with the
+    name of the macro the paper cites it by, written out in full)."""
+    ids = _id_columns(wide)
+    rows = []
+    for r in wide.to_dict("records"):
+        rows += _melt_row(r, ids, "dataset")
+    for r in across.to_dict("records"):
+        rows += _melt_row(r, ids, "across datasets")
+    for p in picks:
+        rows.append({**{k: p["row"].get(k) for k in ids}, "role": "pick", "metric": p["metric"],
+                     "statistic": p["statistic"], "value": _value(p.get("value")), "n": _value(p.get("n")),
+                     "low": _value(p.get("low")), "high": _value(p.get("high")), "macro": p.get("macro")})
+    out = pd.DataFrame(rows, columns=[*ids, *VALUE_COLUMNS])
+    for c in ("value", "low", "high"):
+        out[c] = pd.array(out[c], dtype="Float64")
+    out["n"] = pd.array(out["n"], dtype="Int64")
+    return out
+
+
+def wide_table(long: pd.DataFrame, role: str = "dataset") -> pd.DataFrame:
+    """The rows of one role back in the per-dataset layout (metrics as columns): a reshape for
+    rendering, no value is computed."""
+    sub = long[long["role"] == role]
+    value_cols = set(VALUE_COLUMNS)
+    ids = [c for c in long.columns if c not in value_cols]
+    rows = []
+    for _, group in sub.groupby(["dataset", "method"], sort=False, dropna=False):
+        first = group.iloc[0]
+        row = {k: first[k] for k in ids}
+        for r in group.itertuples(index=False):
+            if r.metric in METRICS and r.statistic in ("mean", "std"):
+                row[f"{r.metric}_{r.statistic}"] = r.value
+                row[f"{r.metric}_n"] = r.n
+            elif r.metric == "speedup" and r.statistic == "pairs":
+                row["speedup_pairs"] = r.value
+            elif r.metric == "speedup":
+                row.update(speedup=r.value, speedup_kind=None if r.statistic == "none" else r.statistic,
+                           speedup_low=r.low, speedup_high=r.high, speedup_prompts=r.n)
+            else:
+                row[r.metric] = r.value
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def picks_of(long: pd.DataFrame) -> pd.DataFrame:
+    """The headline picks (role ``pick``) in table order."""
+    return long[long["role"] == "pick"].reset_index(drop=True)
+
+
 def across_datasets(table: pd.DataFrame) -> pd.DataFrame:
     """One row per method configuration, averaged over the experiment's datasets.
 
@@ -249,12 +350,18 @@ def across_datasets(table: pd.DataFrame) -> pd.DataFrame:
     for _, group in table.groupby("method", sort=False):
         first = group.iloc[0]
         row = {k: first[k] for k in keys if k in group}
+        row.update(dataset=ALL_DATASETS, dataset_label=ALL_DATASETS_LABEL, experiment=first["experiment"],
+                   kind=first["kind"])
         row["datasets"] = len(group)
         for c in means:
             vals = group[c].dropna().astype(float)
             row[c] = vals.mean() if len(vals) else None
+        for c in means:
+            row[c.removesuffix("_mean") + "_n"] = int(group[c].notna().sum())
         sp = group["speedup"].dropna().astype(float)
         row["speedup"] = sp.mean() if len(sp) else None
+        row["speedup_kind"] = "mean over datasets" if len(sp) else None
+        row["speedup_prompts"] = len(sp) if len(sp) else None
         rows.append(row)
     out = pd.DataFrame(rows)
     by_method = {r["method"]: r for r in rows}

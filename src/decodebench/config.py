@@ -29,6 +29,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from .kinds import kind_problems
+
 DEFAULT_PROTOCOL = {"warmups": 1, "repeats": 1, "max_new_tokens": 64, "stop_at_eos": False,
                     "num_samples": 1, "temperature": 1.0}
 DEFAULT_CV_THRESHOLD = 0.15  # check.cv_threshold (rule baseline-stability)
@@ -125,6 +127,8 @@ def check_config(cfg: Any, source: str | Path = "<config>") -> dict:
     check_acknowledgements(cfg, source)
     check_labels(cfg, source)
     check_method_params(cfg, source)
+    if problems := kind_problems(cfg["experiments"]):
+        raise ConfigError(f"{source}: invalid config:\n  " + "\n  ".join(problems))
     return cfg
 
 
@@ -210,7 +214,8 @@ def tune_experiment(tune: dict) -> dict:
     """The tuning stage (``tune:``) as an experiment: AR and every grid point on the tuning set."""
     return {"description": tune.get("description", "tuning: every grid point against AR on the tuning prompts"),
             "baseline": "ar", "datasets": [tune["dataset"]], "protocol": copy.deepcopy(tune.get("protocol", {})),
-            "methods": {"ar": {"method": "ar", "label": "AR"}}, "sweep": copy.deepcopy(tune["grid"])}
+            "methods": {"ar": {"method": "ar", "label": "AR"}}, "sweep": copy.deepcopy(tune["grid"]),
+            "kind": "generic"}
 
 
 def expand_config(cfg: dict, source: str | Path = "<config>") -> dict:

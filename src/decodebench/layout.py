@@ -7,8 +7,7 @@
     results/MANIFEST.json                                      MANIFEST
 
 Which files are rendered depends on the config only, so Snakemake knows them before anything
-runs: each experiment id with its own renderer in ``decodebench.render`` lists its artifacts
-in ``EXPERIMENT_ARTIFACTS``; any other id gets one generic table, ``tables/<id>.tex``.
+runs: an experiment's kind (``decodebench.kinds``) lists its artifacts.
 """
 
 from __future__ import annotations
@@ -16,20 +15,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .kinds import experiment_kind, kind_artifacts
+
 GENERATED = "paper/generated"
 MANIFEST = "results/MANIFEST.json"
 COMMON = ("numbers.tex", "setup.tex", "study.tex")
-# experiment id -> artifacts relative to paper/generated/ (a figure: a .pdf and a .png)
-EXPERIMENT_ARTIFACTS = {
-    "main": ("tables/main.tex", "tables/latency.tex", "tables/acceptance.tex", "figures/main"),
-    "memory": ("tables/memory.tex",),
-    "length": ("figures/length",),
-    "prompt_length": ("figures/prompt_length",),
-    "sweep": ("tables/sweep.tex", "figures/sweep"),
-    "ablation": ("tables/ablation.tex",),
-    "multisample": ("tables/multisample.tex", "figures/multisample"),
-    "leaderboard": ("tables/leaderboard.tex", "tables/leaderboard.md", "figures/leaderboard"),
-}
 
 
 def result_path(study: str, experiment: str, dataset: str, method: str) -> str:
@@ -98,9 +88,9 @@ def benchmark_groups(cfg: dict) -> list[dict]:
     return groups
 
 
-def experiment_artifacts(experiment: str) -> list[str]:
-    """Files (relative to the repository root) rendered for one experiment."""
-    names = EXPERIMENT_ARTIFACTS.get(experiment, (f"tables/{experiment}.tex",))
+def experiment_artifacts(cfg: dict, experiment: str) -> list[str]:
+    """Files (relative to the repository root) rendered for one experiment (by its kind)."""
+    names = kind_artifacts(experiment, experiment_kind(experiment, cfg["experiments"][experiment]))
     out = []
     for n in names:
         out += [f"{GENERATED}/{n}.pdf", f"{GENERATED}/{n}.png"] if n.startswith("figures/") else [f"{GENERATED}/{n}"]
@@ -111,7 +101,7 @@ def artifacts(cfg: dict) -> dict[str, list[str]]:
     """{artifact path: experiments it is rendered from}, known from the config alone."""
     out = {f"{GENERATED}/{n}": sorted(cfg["experiments"]) for n in COMMON}
     for e in cfg["experiments"]:
-        for a in experiment_artifacts(e):
+        for a in experiment_artifacts(cfg, e):
             out[a] = [e]
     return dict(sorted(out.items()))
 

@@ -24,13 +24,18 @@ import jsonschema
 
 SCHEMA_VERSION = "1.0"
 
-# Per-record metrics summarised as mean / sample std / n. Aggregation and `check` use this
-# same list, so a summary is derived in exactly one place.
-SUMMARY_METRICS = (
-    "wall_time_s", "tokens_per_s", "ttft_s", "tpot_s", "new_tokens", "prompt_tokens",
+# Per-record metrics summarised as mean / sample std / n over prompts (``summarise``). The
+# result file's summary, `decodebench run`'s printout, `check` and the aggregated CSV all take
+# their statistics from ``summarise``, so a statistic is derived in exactly one place.
+METRICS = (
+    "tokens_per_s", "wall_time_s", "ttft_s", "tokens_at_first_commit", "tpot_s", "tpot_p50_s", "tpot_p90_s",
+    "tpot_p99_s", "new_tokens", "prompt_tokens", "tokens_per_target_forward",
     "peak_memory_mb", "peak_memory_overhead_mb", "peak_reserved_mb",
     "rounds", "acceptance_rate", "tokens_per_round", "draft_time_s", "verify_time_s",
     "num_samples", "token_steps", "branch_points", "final_paths",
+    # multi-sample quality (decodebench.quality)
+    "distinct_1", "distinct_2", "self_bleu", "sample_logprob_mean", "sample_logprob_std", "nll_per_token",
+    "nll_per_token_reference", "nll_per_token_error",
 )
 
 
@@ -179,10 +184,17 @@ def stat(values: Iterable[float | None]) -> dict:
 
 
 def summarise(records: list[dict]) -> dict:
-    """The summary block of a result file: one stat per metric present in the records."""
+    """{metric: stat} over prompts, for every metric of ``METRICS`` some record has: a prompt's
+    repeats are averaged first (a prompt is one observation, however often it was timed), then
+    ``stat`` runs over the prompts in prompt order. Records without ``prompt_index`` count as
+    one prompt each."""
     out = {}
-    for metric in SUMMARY_METRICS:
-        values = [r.get(metric) for r in records]
-        if any(v is not None for v in values):
-            out[metric] = stat(values)
+    for metric in METRICS:
+        per_prompt: dict = {}
+        for i, r in enumerate(records):
+            v = r.get(metric)
+            if v is not None and v == v:  # NaN != NaN: dropped
+                per_prompt.setdefault(r.get("prompt_index", ("record", i)), []).append(float(v))
+        if per_prompt:
+            out[metric] = stat(sum(vs) / len(vs) for vs in per_prompt.values())
     return out

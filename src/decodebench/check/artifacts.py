@@ -7,15 +7,15 @@ The manifest, written by the render stage:
      "artifacts": {"<path relative to the repo root>": {"sha256": "<hex>",
                                                         "inputs": {"<result path>": "<sha256>"}}}}
 
-``decodebench.render.render_all(cfg, out_dir, root=root) -> dict`` re-renders every artifact of
-the repository at root under out_dir (same relative layout) and returns the manifest's
-``artifacts``; `check` renders into
-a temporary directory and compares file by file.
+`check` compares, it does not re-derive: the aggregated CSVs against a fresh aggregation of the
+result files (``rule_tables``), the generated files against the manifest's hashes, and the
+generated files against a rendering into a temporary directory by
+``decodebench.render.render_all(cfg, out_dir, root=root)``, the same function the pipeline's
+render rule calls.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import tempfile
@@ -88,16 +88,6 @@ def _compare(fresh: Path, current: Path, rel: str, report: Report) -> None:
                                        f"sha256 {file_sha256(fresh)[:16]}…, found {file_sha256(current)[:16]}…)")
 
 
-def load_render_all():
-    """decodebench.render.render_all, or a string saying why it is unavailable."""
-    try:
-        module = importlib.import_module("decodebench.render")
-    except ImportError as exc:
-        return f"decodebench.render cannot be imported ({exc})"
-    fn = getattr(module, "render_all", None)
-    return fn if callable(fn) else "decodebench.render has no render_all(cfg, out_dir)"
-
-
 def rule_artifacts(root: Path, cfg: dict | None, report: Report, rerender: bool = True) -> None:
     generated = root / GENERATED
     files = {str(p.relative_to(root)) for p in generated.rglob("*") if p.is_file()} if generated.is_dir() else set()
@@ -112,11 +102,8 @@ def rule_artifacts(root: Path, cfg: dict | None, report: Report, rerender: bool 
         report.warning(mrel, "artifacts", "not re-rendered: no config given (expected --config to compare the "
                                           "generated files with a fresh rendering)")
         return
-    render_all = load_render_all()
-    if isinstance(render_all, str):
-        report.warning(mrel, "artifacts", f"not re-rendered: {render_all} (expected the render stage's "
-                                          f"render_all; generated files were not compared with a fresh rendering)")
-        return
+    from ..render import render_all  # the pipeline's own entry point (scripts/render.py calls it too)
+
     with tempfile.TemporaryDirectory(prefix="decodebench-check-") as tmp:
         out = Path(tmp)
         try:
