@@ -186,7 +186,7 @@ def _cmd_aggregate(args) -> int:
     cfg = load_config(args.config)
     for e in args.experiment or sorted(cfg["experiments"]):
         out = table_path(cfg["study"], e)
-        table = aggregate_files(cfg, e, result_files(cfg, e))
+        table = aggregate_files(cfg, e, list[str | Path](result_files(cfg, e)))
         write_table(table, out)
         print(f"{out}: {len(table)} rows")
     return 0
