@@ -101,7 +101,7 @@ def materialise(spec: dict, resources_dir: Path | str = "resources") -> Path | N
         if not (out / CARD).exists():
             raise ModelUnavailable(
                 f"draft model '{spec['name']}' has not been built: run "
-                f"`decodebench build-draft --config <config>` (the pipeline's build_draft rule)")
+                f"`decodebench build-draft --config <config>` (the pipeline's prepare_model rule)")
         built_with = json.loads((out / CARD).read_text()).get("distilled")
         if built_with != spec["distilled"]:
             raise ModelUnavailable(
