@@ -1,6 +1,7 @@
 # Two entry points, each self-contained on a fresh machine:
 #   make paper   virtual environment + install, then the whole pipeline (snakemake --cores all)
-#   make test    virtual environment + install, then the linter (ruff) and the test suite
+#   make test    virtual environment + install, then the static checks (ruff, mypy, snakefmt,
+#                snakemake --lint) and the test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -64,6 +65,9 @@ test: install
 	@$(MAKE) --no-print-directory tex || echo "(without latexmk the PDF tests are skipped)"
 	@$(MAKE) --no-print-directory slurm || echo "(without SLURM the cluster tests in tests/test_slurm.py are skipped; they also need root)"
 	$(BIN)/ruff check src benchmarks scripts tests
+	$(BIN)/mypy
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 clean:

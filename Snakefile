@@ -21,6 +21,7 @@ min_version("8.20")
 # given. A default would be merged with the --configfile(s) of remote jobs (SLURM and every
 # other remote executor), which load no profile and so cannot replace it.
 
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/benchmark.smk"
@@ -29,13 +30,22 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/render.smk"
 include: "workflow/rules/paper.smk"
 
+
 # Small, quick jobs run where snakemake runs, also under a cluster profile: no queueing and
 # status polling for seconds of work, and they need what compute nodes may lack (latexmk for
 # the paper, the hub for the prompts). import_results is one too (benchmark.smk).
-localrules: all, prepare_prompts, check_results, check, verify_check, aggregate, render, paper
+localrules:
+    all,
+    prepare_prompts,
+    check_results,
+    check,
+    verify_check,
+    aggregate,
+    render,
+    paper,
 
 
 rule all:
+    default_target: True
     input:
         PAPER_PDF,
-    default_target: True

@@ -149,4 +149,4 @@ def test_what_cannot_be_exported_is_an_error_naming_the_file(measured, tmp_path)
     with pytest.raises(ExportError, match="bad.json: cannot read a result"):
         export([bad], tmp_path / "answers")
     assert not (tmp_path / "answers").exists()  # refused before any write
-    assert main(["export", "--format", "spec-bench", str(bad), "--out", str(tmp_path / "answers")]) == 2
+    assert main(["export", "--format", "spec-bench", str(bad), "--out", str(tmp_path / "answers")]) == 1  # a failure

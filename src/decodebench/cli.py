@@ -1,10 +1,35 @@
-"""The ``decodebench`` command."""
+"""The ``decodebench`` command.
+
+Exit codes: 0 done (a check without errors); 1 a failure or a check's findings; 2 a usage
+error (argparse's own, or arguments the config cannot satisfy). Every error message on stderr
+starts with ``decodebench: error: ``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import NoReturn
+
+ERROR_PREFIX = "decodebench: error: "
+
+
+class UsageError(Exception):
+    """The command line asks for something the command cannot do (exit 2)."""
+
+
+class CommandFailed(Exception):
+    """The command could not do its work (exit 1)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one error prefix (its subcommands' would start ``decodebench run: error:``)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        command = self.prog.removeprefix("decodebench").strip()
+        self.exit(2, f"{ERROR_PREFIX}{command + ': ' if command else ''}{message}\n")
 
 
 def _cmd_run(args) -> int:
@@ -12,7 +37,7 @@ def _cmd_run(args) -> int:
     from .harness import run_group
 
     if len(args.method) != len(args.out):
-        raise SystemExit(f"decodebench run: give one --out per --method (got {len(args.method)} methods, "
+        raise UsageError(f"run: give one --out per --method (got {len(args.method)} methods, "
                          f"{len(args.out)} outputs)")
     cfg = load_config(args.config)
     outs = dict(zip(args.method, args.out))
@@ -36,7 +61,7 @@ def _cmd_prepare_model(args) -> int:
     roles = args.role or list(cfg["models"])
     for role in roles:
         if role not in cfg["models"]:
-            raise SystemExit(f"{args.config}: models.{role} is not set")
+            raise UsageError(f"{args.config}: models.{role} is not set")
         path = materialise(cfg["models"][role], cfg.get("resources_dir", "resources"))
         print(f"{role}: {cfg['models'][role]['name']} -> {path or cfg['models'][role].get('hf')}")
     return 0
@@ -50,7 +75,7 @@ def _cmd_prepare_prompts(args) -> int:
     datasets = args.dataset or list(cfg["datasets"])
     for d in datasets:
         if d not in cfg["datasets"]:
-            raise SystemExit(f"{args.config}: no dataset '{d}' (defined: {', '.join(cfg['datasets'])})")
+            raise UsageError(f"{args.config}: no dataset '{d}' (defined: {', '.join(cfg['datasets'])})")
         exp = next((e for e, x in cfg["experiments"].items() if d in x["datasets"]), None)
         if exp is None:
             print(f"{d}: used by no experiment; skipped")
@@ -69,7 +94,7 @@ def _cmd_import(args) -> int:
     if args.config:
         cfg = load_config(args.config)
         if not cfg.get("import"):
-            raise SystemExit(f"decodebench: error: {args.config}: has no import block")
+            raise UsageError(f"{args.config}: has no import block")
         options = import_options(cfg)
     options.update({k: v for k, v in (("questions", args.questions), ("dataset", args.dataset),
                                       ("experiment", args.experiment)) if v is not None})
@@ -122,13 +147,9 @@ def _cmd_export(args) -> int:
 
 def _cmd_check(args) -> int:
     from .check import DEFAULT_CV_THRESHOLD, Report, check_paths, checked_inputs, find_result_files, verify_report
-    from .config import ConfigError, load_config
+    from .config import load_config
 
-    try:
-        cfg = load_config(args.config) if args.config else None
-    except ConfigError as exc:
-        print(f"decodebench check: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config) if args.config else None
     root = Path(args.root)
     if args.paths:
         paths, artifacts = [Path(p) for p in args.paths], False
@@ -164,7 +185,7 @@ def _cmd_build_draft(args) -> int:
     try:
         path, built = build_draft(cfg, progress=not args.quiet, force=args.force)
     except ValueError as exc:
-        raise SystemExit(f"decodebench: error: {exc}") from None
+        raise CommandFailed(str(exc)) from None
     print(f"draft: {cfg['models']['draft']['name']} -> {path} ({'built' if built else 'up to date'})")
     return 0
 
@@ -186,7 +207,7 @@ def _cmd_aggregate(args) -> int:
     cfg = load_config(args.config)
     for e in args.experiment or sorted(cfg["experiments"]):
         out = table_path(cfg["study"], e)
-        table = aggregate_files(cfg, e, result_files(cfg, e))
+        table = aggregate_files(cfg, e, list[str | Path](result_files(cfg, e)))
         write_table(table, out)
         print(f"{out}: {len(table)} rows")
     return 0
@@ -215,7 +236,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="decodebench", description=__doc__)
+    p = _Parser(prog="decodebench", description=__doc__)
     p.add_argument("--version", action="version", version=f"decodebench {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -333,13 +354,16 @@ def main(argv: list[str] | None = None) -> int:
     from .prompts import DatasetUnavailable
     from .results import ResultError
 
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # a usage error: argparse exits 2
     try:
         return args.func(args)
-    except (ConfigError, ModelUnavailable, DatasetUnavailable, ResultError, ImportFormatError,
-            ExportError) as exc:
-        print(f"decodebench: error: {exc}", file=sys.stderr)
+    except UsageError as exc:
+        print(f"{ERROR_PREFIX}{exc}", file=sys.stderr)
         return 2
+    except (CommandFailed, ConfigError, ModelUnavailable, DatasetUnavailable, ResultError, ImportFormatError,
+            ExportError) as exc:
+        print(f"{ERROR_PREFIX}{exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -52,8 +52,8 @@ class Fit:
 
 
 def _has_rounds(record: dict) -> bool:
-    values = [record.get(f) for f in ROUND_FIELDS]
-    return all(v is not None for v in values) and len({len(v) for v in values}) == 1 and len(values[0]) > 0
+    values = [v for f in ROUND_FIELDS if (v := record.get(f)) is not None]
+    return len(values) == len(ROUND_FIELDS) and len({len(v) for v in values}) == 1 and len(values[0]) > 0
 
 
 def _lstsq(columns: list[np.ndarray], y: np.ndarray) -> np.ndarray:

@@ -89,7 +89,7 @@ class Recipe:
     batch_size: int = 8
     lr: float = 2e-3
     time_budget_s: float | None = None
-    seed: int | None = None  # None: the study's seed
+    seed: int = 0  # parse_recipe: the study's seed where the recipe names none
     cost_steps: int = 30  # decode steps timed for the cost ratio
     # "corpus": windows of corpus text; "generated" (self-distillation): the first prefix_tokens
     # of each window, continued by the target's own greedy decoding to seq_len tokens
@@ -104,9 +104,7 @@ def parse_recipe(raw: dict, where: str, default_seed: int) -> Recipe:
     unknown = sorted(set(raw) - names)
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(names))})")
-    recipe = Recipe(**raw)
-    if recipe.seed is None:
-        recipe.seed = default_seed
+    recipe = Recipe(**{**raw, "seed": default_seed if raw.get("seed") is None else raw["seed"]})
     if recipe.init not in {"target", "random"}:
         raise ValueError(f"{where}.init: expected 'target' or 'random', got {recipe.init!r}")
     if recipe.teacher not in TEACHERS:
@@ -250,7 +248,7 @@ def make_draft(target, recipe: Recipe, vocab_ids: torch.Tensor) -> ReducedVocabL
         max_position_embeddings=tc.max_position_embeddings, rms_norm_eps=tc.rms_norm_eps,
         rope_parameters=getattr(tc, "rope_parameters", None), hidden_act=tc.hidden_act,
         bos_token_id=tc.bos_token_id, eos_token_id=tc.eos_token_id, pad_token_id=tc.pad_token_id,
-        tie_word_embeddings=False, draft_vocab_size=len(vocab_ids),
+        tie_word_embeddings=False, draft_vocab_size=len(vocab_ids),  # type: ignore[call-arg]  # kept on the config
         architectures=["ReducedVocabLlamaForCausalLM"])
     torch.manual_seed(recipe.seed)
     draft = ReducedVocabLlamaForCausalLM(config).float()

@@ -46,7 +46,8 @@ class ReducedVocabLlamaForCausalLM(LlamaForCausalLM):
         loss = None
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
-        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=outputs.past_key_values,
+        # past_key_values: the name transformers 4.x knows; 5.x calls it cache (and keeps this one as an alias)
+        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=outputs.past_key_values,  # type: ignore[call-arg]
                                       hidden_states=outputs.hidden_states, attentions=outputs.attentions)
 
 

@@ -122,7 +122,13 @@ def tokenizer_decoder(directory: str | Path) -> Callable[[list[int]], str]:
         tok = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
     except (OSError, ValueError) as exc:
         raise ExportError(f"{directory}: cannot load a tokenizer from this directory ({exc})") from None
-    return lambda ids: tok.decode(ids, skip_special_tokens=True)
+
+    def decode(ids: list[int]) -> str:
+        text = tok.decode(ids, skip_special_tokens=True)
+        assert isinstance(text, str)  # one sequence of ids decodes to one string
+        return text
+
+    return decode
 
 
 def export(paths: list[Path], out_dir: str | Path, repeat: int = 0, tokenizer: str | Path | None = None,

@@ -246,8 +246,8 @@ def run_group(cfg: dict, experiment: str, dataset: str, methods: list[str], outs
                 references[key] = greedy_reference(target.model, ids, member.budget)
             oracle_ids = references[key]
         set_seed(seed)
-        ctx = GenContext(target=target.model, draft=draft.model if member.spec.needs_draft else None,
-                         prompt_ids=ids, budget=member.budget, params=member.params, clock=None, seed=seed,
+        ctx = GenContext(target=target.model, draft=draft.model if draft is not None and member.spec.needs_draft else None,
+                         prompt_ids=ids, budget=member.budget, params=member.params, clock=Unmeasured(), seed=seed,
                          num_samples=member.job.protocol["num_samples"],
                          temperature=member.job.protocol["temperature"], oracle_ids=oracle_ids)
         with tracker.measure() as m:
@@ -256,9 +256,9 @@ def run_group(cfg: dict, experiment: str, dataset: str, methods: list[str], outs
                 output = member.spec.generate(ctx)
         return output, m, ctx
 
-    records = {m: {} for m in methods}  # method -> {(prompt, repeat): record}
-    superseded = {m: [] for m in methods}
-    errors = {m: [] for m in methods}
+    records: dict[str, dict[tuple[int, int], dict]] = {m: {} for m in methods}  # method -> {(prompt, repeat): record}
+    superseded: dict[str, list[dict]] = {m: [] for m in methods}
+    errors: dict[str, list[dict]] = {m: [] for m in methods}
     previous_reason: dict[tuple[int, int], str] = {}  # why a block is being measured again
 
     def measure_block(index: int, repeat: int, attempt: int) -> list[str]:

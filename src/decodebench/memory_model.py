@@ -32,6 +32,7 @@ applicable). numpy-free and torch-free, so ``check`` stays light.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeGuard
 
 MB = 1024 * 1024
 PAGE_BYTES = 4096
@@ -69,9 +70,9 @@ def _activations(shape: dict, b: int, prompt: int) -> int:
     return prompt * (3 * shape["intermediate"] + 4 * shape["hidden"]) * b + shape["heads"] * prompt ** 2 * FLOAT32
 
 
-def usable_shape(shape: dict | None) -> bool:
+def usable_shape(shape: dict | None) -> TypeGuard[dict]:
     keys = ("layers", "kv_heads", "head_dim", "hidden", "intermediate", "heads", "vocab")
-    return bool(shape) and all(isinstance(shape.get(k), int) and shape[k] > 0 for k in keys)
+    return shape is not None and all(isinstance(shape.get(k), int) and shape[k] > 0 for k in keys)
 
 
 def expected_overhead(result: dict, record: dict) -> Expected | None:

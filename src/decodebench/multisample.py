@@ -123,7 +123,9 @@ class PathLayer(DynamicLayer):
         super().__init__()
         if share_prompt and prompt_keys.shape[0] != 1:
             raise ValueError(f"a shared prefix is one prefill row, got {prompt_keys.shape[0]}")
-        self.prompt_keys, self.prompt_values = prompt_keys, prompt_values
+        # None once released (start with keep_prompt=False)
+        self.prompt_keys: torch.Tensor | None = prompt_keys
+        self.prompt_values: torch.Tensor | None = prompt_values
         self.share_prompt = share_prompt
         self.prompt_len = prompt_keys.shape[-2]
         self.capacity = max_new_tokens + (0 if share_prompt else self.prompt_len)
@@ -136,7 +138,9 @@ class PathLayer(DynamicLayer):
     @property
     def prefix(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The keys/values every path attends to without holding them: [1, kv_heads, prompt, dim]."""
-        return (self.prompt_keys, self.prompt_values) if self.share_prompt else None
+        if not self.share_prompt or self.prompt_keys is None or self.prompt_values is None:
+            return None  # a shared prefix is never released
+        return self.prompt_keys, self.prompt_values
 
     def allocate(self, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
         shape = (rows, self.kv_heads, self.capacity, self.head_dim)
@@ -151,6 +155,8 @@ class PathLayer(DynamicLayer):
         self.length = 0
         if self.share_prompt:
             return
+        if self.prompt_keys is None or self.prompt_values is None:
+            raise ValueError("the prefill was released (an earlier start with keep_prompt=False)")
         if self.prompt_keys.shape[0] not in (1, rows):
             raise ValueError(f"cannot start {rows} paths from a prefill of {self.prompt_keys.shape[0]} rows")
         self.keys[:, :, : self.prompt_len] = self.prompt_keys
@@ -162,6 +168,7 @@ class PathLayer(DynamicLayer):
     def select(self, rows: torch.Tensor) -> None:
         """Paths := `rows` of the current ones (a row repeated: a parent's children), gathered
         into new buffers (copy on branch)."""
+        assert self.keys is not None and self.values is not None  # allocated by start()
         keys, values = self.allocate(rows.shape[0])
         keys[:, :, : self.length] = self.keys[:, :, : self.length].index_select(0, rows)
         values[:, :, : self.length] = self.values[:, :, : self.length].index_select(0, rows)
@@ -189,8 +196,16 @@ class PathCache(Cache):
     ``path_cache`` keyword (which reaches ``path_attention``)."""
 
     def __init__(self, prefill_cache: DynamicCache, max_new_tokens: int, share_prompt: bool):
-        super().__init__(layers=[PathLayer(layer.keys, layer.values, max_new_tokens, share_prompt)
-                                 for layer in prefill_cache.layers])
+        self.path_layers = [PathLayer(*_prefill_kv(layer), max_new_tokens, share_prompt)
+                            for layer in prefill_cache.layers]
+        super().__init__(layers=[*self.path_layers])
+
+
+def _prefill_kv(layer) -> tuple[torch.Tensor, torch.Tensor]:
+    keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+    if keys is None or values is None:
+        raise ValueError(f"multi-sample paths start from a prefilled key/value cache, got a {type(layer).__name__}")
+    return keys, values
 
 
 def path_attention(module, query, key, value, attention_mask, dropout: float = 0.0,
@@ -261,12 +276,12 @@ class PathStore:
 
     def start(self, rows: int, keep_prompt: bool = True) -> None:
         """Live paths := `rows` fresh paths over the prompt."""
-        for layer in self.cache.layers:
+        for layer in self.cache.path_layers:
             layer.start(rows, keep_prompt)
 
     def select(self, rows: torch.Tensor) -> None:
         """Live paths := rows of the current ones (a row repeated = a parent's children)."""
-        for layer in self.cache.layers:
+        for layer in self.cache.path_layers:
             layer.select(rows)
 
     def forward(self, model, tokens: torch.Tensor, position: int) -> torch.Tensor:

@@ -83,7 +83,8 @@ def _hub_documents(name: str, args: tuple, split: str, text_field: str, group_ar
             yield row.get("short_book_title") or f"{name}-{i}", row[text_field]
         return
     # WikiText: lines " = Title = " start an article; " = = Section = = " do not.
-    title, lines = None, []
+    title: str | None = None
+    lines: list[str] = []
     for row in ds:
         line = row[text_field]
         if re.fullmatch(r" = [^=].* = \n", line):
@@ -128,7 +129,8 @@ def select_prompts(spec: dict, tokenizer) -> list[dict]:
     rng = random.Random(spec.get("seed", 0))
     docs = list(documents(spec))
     rng.shuffle(docs)
-    prompts, skip = [], spec.get("skip", 0)
+    prompts: list[dict] = []
+    skip = spec.get("skip", 0)
     for doc_id, text in docs:
         if len(prompts) == n:
             break
@@ -140,7 +142,7 @@ def select_prompts(spec: dict, tokenizer) -> list[dict]:
             skip -= 1
             continue
         # Align to the start of the line containing that token, then truncate in tokens.
-        char_start = len(tokenizer.decode(ids[:start_tok]))
+        char_start: int | None = len(tokenizer.decode(ids[:start_tok]))  # None: the last tokens
         char_start = text.rfind("\n", 0, char_start) + 1
         window = tokenizer(text[char_start:], add_special_tokens=False)["input_ids"]
         if len(window) < length:

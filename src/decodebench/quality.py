@@ -53,7 +53,7 @@ def bleu(hypothesis: list[int], references: list[list[int]], max_n: int = SELF_B
     for n in range(1, max_n + 1):
         counts = Counter(ngrams(hypothesis, n))
         total = max(1, sum(counts.values()))  # a hypothesis shorter than n: 0 / 1, smoothed
-        most = Counter()
+        most: Counter[tuple[int, ...]] = Counter()
         for ref in references:
             for gram, c in Counter(ngrams(ref, n)).items():
                 most[gram] = max(most[gram], c)
@@ -86,7 +86,7 @@ def sample_quality(samples: list[list[int]], logprobs: list[float]) -> dict:
         raise ValueError(f"{len(samples)} samples but {len(logprobs)} log-probabilities")
     mean = sum(logprobs) / len(logprobs) if logprobs else None
     std = (math.sqrt(sum((x - mean) ** 2 for x in logprobs) / (len(logprobs) - 1))
-           if len(logprobs) > 1 else None)
+           if mean is not None and len(logprobs) > 1 else None)
     return {"distinct_1": distinct_n(samples, 1), "distinct_2": distinct_n(samples, 2),
             "self_bleu": self_bleu(samples), "sample_logprob_mean": mean, "sample_logprob_std": std,
             "nll_per_token": nll_per_token(samples, logprobs)}

@@ -37,11 +37,12 @@ def make_tokenizer(vocab_size: int = 320):
 def make_tiny_model(directory: str | Path, arch: str = "llama", seed: int = 0, layers: int = 2,
                     hidden: int = 64, vocab_size: int = 320) -> Path:
     """Write a random-weight causal LM with a matching tokenizer to `directory`."""
-    from transformers import AutoModelForCausalLM, GPTNeoXConfig, LlamaConfig
+    from transformers import AutoModelForCausalLM, GPTNeoXConfig, LlamaConfig, PretrainedConfig
 
     tokenizer = make_tokenizer(vocab_size)
     vocab = len(tokenizer)
     eos = tokenizer.eos_token_id
+    config: PretrainedConfig
     if arch == "llama":
         config = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden,
                              num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
@@ -50,7 +51,8 @@ def make_tiny_model(directory: str | Path, arch: str = "llama", seed: int = 0, l
     elif arch == "gpt_neox":
         config = GPTNeoXConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden,
                                num_hidden_layers=layers, num_attention_heads=4, max_position_embeddings=2048,
-                               eos_token_id=eos, bos_token_id=eos, pad_token_id=eos, rotary_pct=0.25,
+                               eos_token_id=eos, bos_token_id=eos, pad_token_id=eos,
+                               rotary_pct=0.25,  # type: ignore[call-arg]  # 4.x's name; 5.x converts it
                                use_parallel_residual=True)
     else:
         raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")

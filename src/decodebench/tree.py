@@ -20,8 +20,12 @@ attention do not take such a mask; ``check_tree_attention`` refuses them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 TREE_ATTENTION = ("sdpa", "eager")
 
@@ -127,7 +131,7 @@ def longest_accepted_path(tree: Tree, target_next: list[int]) -> tuple[list[int]
     return path, target_next[node]
 
 
-def check_tree_attention(model: torch.nn.Module) -> None:
+def check_tree_attention(model: PreTrainedModel) -> None:
     impl = getattr(model.config, "_attn_implementation", None)
     if impl not in TREE_ATTENTION:
         raise ValueError(f"tree attention needs attn_implementation in {TREE_ATTENTION} (a 4D additive mask); "

@@ -24,12 +24,12 @@ if not imported(CFG):
                 f"logs/{STUDY}/benchmark/{group['experiment']}/{group['dataset']}.log",
             conda:
                 "../envs/decodebench.yaml"
-            params:
-                config_file=CONFIG_FILE,
-                args=run_arguments(group),
             threads: BENCHMARK_THREADS
             resources:
                 **device_resources(exclusive=True),
+            params:
+                config_file=CONFIG_FILE,
+                args=run_arguments(group),
             shell:
                 "decodebench run --quiet --config {params.config_file:q} {params.args} > {log:q} 2>&1"
 
@@ -46,11 +46,11 @@ if not imported(CFG):
                 experiment="|".join(PER_METHOD_EXPERIMENTS),
             conda:
                 "../envs/decodebench.yaml"
-            params:
-                config_file=CONFIG_FILE,
             threads: BENCHMARK_THREADS
             resources:
                 **device_resources(exclusive=True),
+            params:
+                config_file=CONFIG_FILE,
             shell:
                 "decodebench run --quiet --config {params.config_file:q} --experiment {wildcards.experiment} "
                 "--dataset {wildcards.dataset} --method {wildcards.method} --out {output:q} > {log:q} 2>&1"
@@ -76,7 +76,8 @@ if not imported(CFG):
 else:
 
     # Reads third-party files by path, which compute nodes may not see: a local job.
-    localrules: import_results
+    localrules:
+        import_results,
 
     rule import_results:
         input:

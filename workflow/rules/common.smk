@@ -6,10 +6,18 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from decodebench.config import ConfigError, canonical_hash, check_config, read_yaml
-from decodebench.layout import (MANIFEST, artifacts, benchmark_groups, figures, imported, result_files, table_path,
-                                tuned_experiment, tuned_path)
+from decodebench.layout import (
+    MANIFEST,
+    artifacts,
+    benchmark_groups,
+    figures,
+    imported,
+    result_files,
+    table_path,
+    tuned_experiment,
+    tuned_path,
+)
 from decodebench.prompts import prompt_file
-
 
 DEFAULT_CONFIG = "config/config.yaml"
 CONFIG_FILE = workflow.overwrite_configfiles[-1] if workflow.overwrite_configfiles else DEFAULT_CONFIG
@@ -100,8 +108,10 @@ def _constant(resource):
 def device_resources(exclusive):
     """The resources a job on the config's device asks for, with the site's overrides."""
     key = "cuda" if CFG.get("device") == "cuda" else "cpu"
-    site = {name: _constant(r) for name, r in
-            workflow.resource_settings.overwrite_resources.get(f"benchmark_{key}", {}).items()}
+    site = {
+        name: _constant(r)
+        for name, r in workflow.resource_settings.overwrite_resources.get(f"benchmark_{key}", {}).items()
+    }
     # a site's own slurm_extra (e.g. --constraint=...) comes after --exclusive, not instead
     extra = " ".join(filter(None, ["--exclusive" if exclusive else None, site.pop("slurm_extra", None)]))
     return {**DEVICE_RESOURCES[key], **site, **({"slurm_extra": extra} if extra else {})}

@@ -147,7 +147,7 @@ def rule_tables(root: Path, cfg: dict | None, report: Report) -> None:
                                            f"{missing[0]}{f' and {len(missing) - 1} more' if len(missing) > 1 else ''})")
             continue
         try:
-            fresh = table_text(aggregate_files(cfg, experiment, sources))
+            fresh = table_text(aggregate_files(cfg, experiment, list[str | Path](sources)))
         except Exception as exc:  # the aggregation's failure is the finding
             report.error(rel, "artifacts", f"re-aggregating its results failed: {type(exc).__name__}: {exc}")
             continue
@@ -186,11 +186,12 @@ def _check_manifest(root: Path, mpath: Path, mrel: str, files: set[str], report:
 
     for rel, entry in sorted(artifacts.items()):
         report.ran(rel, "artifacts")
-        if sha(rel) is None:
+        now_sha = sha(rel)
+        if now_sha is None:
             report.error(rel, "artifacts", f"listed in {mrel} but missing (expected the file, found none)")
-        elif entry.get("sha256") != sha(rel):
+        elif entry.get("sha256") != now_sha:
             report.error(rel, "artifacts", f"changed since it was rendered (expected sha256 "
-                                           f"{str(entry.get('sha256'))[:16]}… from {mrel}, found {sha(rel)[:16]}…)")
+                                           f"{str(entry.get('sha256'))[:16]}… from {mrel}, found {now_sha[:16]}…)")
         for inp, recorded in sorted((entry.get("inputs") or {}).items()):
             now = sha(inp)
             if now is None:

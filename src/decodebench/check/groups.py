@@ -43,7 +43,7 @@ COMPARED = (
 )
 
 
-def _get(d: dict, path: tuple) -> object:
+def _get(d: object, path: tuple) -> object:
     for key in path:
         d = d.get(key) if isinstance(d, dict) else None
     return d
@@ -174,8 +174,8 @@ def rule_lossless(group: list[Result], report: Report, cfg: dict | None = None) 
                                                         f"in this experiment and dataset to compare output ids with")
             continue
         ref = sorted(refs, key=lambda r: r.path)[0]
-        expected = {}
-        for r in ref.records:
+        expected: dict[str, dict] = {}
+        for r in ref.measured_records:
             expected.setdefault(r["prompt_id"], r)
         shared = [r for r in res.records if r["prompt_id"] in expected]
         if not shared:
@@ -186,7 +186,8 @@ def rule_lossless(group: list[Result], report: Report, cfg: dict | None = None) 
             continue
         dtype = res.data["environment"].get("dtype") or ""
         epsilon = TIE_EPSILON.get(dtype, TIE_EPSILON["float32"])
-        ties, bugs = [], []
+        ties: list[tuple[dict, int | None, float | None]] = []
+        bugs: list[tuple[dict, int | None, float | None]] = []
         for r in bad:
             a = expected[r["prompt_id"]]
             j, margin = None, None
@@ -233,7 +234,7 @@ def _speedup(res: Result, base: Result) -> PairedStat | None:
 
 
 def _precise(stat: PairedStat | None) -> bool:
-    return (stat is not None and stat.low is not None and stat.high is not None
+    return (stat is not None and stat.estimate is not None and stat.low is not None and stat.high is not None
             and (stat.high - stat.low) / 2 <= PRECISE_HALF_WIDTH * stat.estimate)
 
 
@@ -292,8 +293,8 @@ def rule_baseline_stability(all_groups: dict[tuple, list[Result]], cfg: dict | N
         if base.records is None:  # imported: the source's means
             base_tps = base.summary_mean("tokens_per_s")
             described = ", ".join(
-                f"{d.method} ({d.summary_mean('tokens_per_s') / base_tps:.2f}x)"
-                if base_tps and d.summary_mean("tokens_per_s") is not None else d.method for d in deps)
+                f"{d.method} ({d_tps / base_tps:.2f}x)"
+                if base_tps and (d_tps := d.summary_mean("tokens_per_s")) is not None else d.method for d in deps)
         else:
             described = ", ".join(f"{d.method} ({_describe(stats[d.path])})" for d in deps)
         described = described or "none in these results"
@@ -336,7 +337,7 @@ def rule_source_speedups(all_groups: dict[tuple, list[Result]], cfg: dict | None
             base = baseline_of(res, group, cfg)
             tps = res.summary_mean("tokens_per_s")
             base_tps = base.summary_mean("tokens_per_s") if base is not None else None
-            if not tps or not base_tps:
+            if base is None or not tps or not base_tps:
                 report.not_applicable(res.path, "arithmetic", "the source's speedup cannot be recomputed "
                                                               "(no baseline with tokens/s in this table)")
                 continue

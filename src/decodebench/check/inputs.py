@@ -17,11 +17,15 @@ import re
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import ConfigError, canonical_hash, resolve_job
 from ..results import file_sha256
 from .per_result import Result
 from .report import Report
+
+if TYPE_CHECKING:
+    from .tuning import TuningStage
 
 PUBLIC_DATASETS = {"wikitext": ("wikitext",), "pg19": ("pg19", "pg-19")}  # loader: how it is written
 # Source kinds whose label must say so. Embedded text could pass for a public dataset; an
@@ -30,11 +34,13 @@ PUBLIC_DATASETS = {"wikitext": ("wikitext",), "pg19": ("pg19", "pg-19")}  # load
 MARKED_KINDS = ("embedded",)
 
 
-def _resolve(path: str | None, root: Path) -> Path | None:
-    if not path:
-        return None
+def _under(path: str, root: Path) -> Path:
     p = Path(path)
     return p if p.is_absolute() else root / p
+
+
+def _resolve(path: str | None, root: Path) -> Path | None:
+    return _under(path, root) if path else None
 
 
 def _diff(old, new, prefix: str = "") -> list[str]:
@@ -55,15 +61,18 @@ class Inputs:
         self._weights: dict[str, str | None] = {}
         self._prompt_sets: dict[str, tuple[str | None, str]] = {}
         self._tokenizers: dict[str, object] = {}
-        self.tuning_stages: dict[Path, object] = {}  # picks file -> check.tuning.TuningStage
+        self.tuning_stages: dict[Path, TuningStage] = {}  # picks file -> its stage
+
+    def study_config(self, res: Result) -> dict | None:
+        """The config if it describes this result's study, else None (only the result itself is used)."""
+        return self.cfg if self.cfg is not None and self.cfg.get("study") == res.data["study"] else None
 
     def same_study(self, res: Result) -> bool:
-        """Whether the config describes this result's study (else only the result itself is used)."""
-        return self.cfg is not None and self.cfg.get("study") == res.data["study"]
+        return self.study_config(res) is not None
 
     @property
     def resources_dir(self) -> Path:
-        return _resolve(str(self.cfg.get("resources_dir", "resources")) if self.cfg else "resources", self.root)
+        return _under(str(self.cfg.get("resources_dir", "resources")) if self.cfg else "resources", self.root)
 
     def model_dir(self, spec: dict | None, recorded: dict) -> tuple[Path | None, str]:
         """(the model's directory here now, or None; where or why). Never downloads or builds:
@@ -72,14 +81,14 @@ class Inputs:
 
         kind = recorded.get("source", "").split(":", 1)[0]
         if spec is not None and "path" in spec:
-            where = _resolve(spec["path"], self.root)
+            where = _under(spec["path"], self.root)
         elif (spec is not None and ("gguf" in spec or "distilled" in spec)) or (
                 spec is None and kind in ("gguf", "distilled")):
             where = self.resources_dir / "models" / (spec or recorded)["name"]
             if not (where / CARD).exists():
                 return None, f"{where / CARD} not found (model not materialised here)"
         elif spec is None and kind == "local":
-            where = _resolve(recorded["source"][len("local:"):], self.root)
+            where = _under(recorded["source"][len("local:"):], self.root)
         else:
             return None, f"model source {recorded.get('source')!r} is not a directory here (hub models are not fetched)"
         return (where, str(where)) if where.is_dir() else (None, f"{where} not found")
@@ -104,7 +113,8 @@ class Inputs:
         """The target's tokenizer, or a string saying why there is none."""
         from ..models import ModelUnavailable, load_tokenizer
 
-        spec = self.cfg["models"]["target"] if self.same_study(res) else None
+        cfg = self.study_config(res)
+        spec = cfg["models"]["target"] if cfg is not None else None
         recorded = res.data["models"]["target"]
         where, why = self.model_dir(spec, recorded)
         if where is None:
@@ -184,8 +194,8 @@ def rule_staleness(res: Result, inputs: Inputs, report: Report) -> None:
 
 
 def _check_job(res: Result, inputs: Inputs, report: Report):
-    d, cfg = res.data, inputs.cfg
-    if not inputs.same_study(res):
+    d, cfg = res.data, inputs.study_config(res)
+    if cfg is None:
         return None
     f, prov = res.path, d["provenance"]
     try:
@@ -326,8 +336,8 @@ def rule_identity(res: Result, inputs: Inputs, report: Report) -> None:
             if key in job and job[key] != value:
                 report.error(f, "identity", f"provenance.job.{key} is {job[key]!r} but the result says {value!r} "
                                             f"(expected the job that measured it)")
-    if inputs.same_study(res):
-        expected_kind = "imported" if inputs.cfg.get("import") else "measured"
+    if (cfg := inputs.study_config(res)) is not None:
+        expected_kind = "imported" if cfg.get("import") else "measured"
         if d["kind"] != expected_kind:
             report.error(f, "identity", f"kind is {d['kind']!r} in a study whose config is {expected_kind} "
                                         f"(expected kind {expected_kind!r}; an imported result skips every "
@@ -354,7 +364,7 @@ def rule_identity(res: Result, inputs: Inputs, report: Report) -> None:
     # the prompt file as measured (a changed one is staleness's finding)
     ids = (_prompt_ids(pfile) if pfile is not None and pfile.exists()
            and file_sha256(pfile) == d["dataset"].get("prompt_sha256") else None)
-    if ids is not None and requested is not None:
+    if pfile is not None and ids is not None and requested is not None:
         expected = ids[:requested]
         measured = {r["prompt_index"]: r["prompt_id"] for r in res.records}
         wrong = [i for i in range(len(expected)) if measured.get(i) != expected[i]]

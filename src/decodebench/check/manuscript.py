@@ -165,12 +165,13 @@ def quantities(stream: str, macros: dict[str, str] | None = None) -> list[Quanti
             u = re.compile(_GLUE + rf"(?:{_UNIT.pattern})").match(stream, end)
             if u is None:
                 continue
-            unit, end = u.lastgroup, u.end()
+            unit, end = _unit_kind(u), u.end()
         found.append(_quantity(stream, m.group("n"), unit, m.start(), end))
     for m in number.finditer(stream):
         if any(a <= m.start() < b for a, b in spans):
             continue
         glue = re.compile(_GLUE).match(stream, m.end())
+        assert glue is not None  # _GLUE matches the empty string
         u = _UNIT.match(stream, glue.end())
         if u is None:
             continue
@@ -179,9 +180,15 @@ def quantities(stream: str, macros: dict[str, str] | None = None) -> list[Quanti
         if u.group(0) in ("x", "X") and glue.end() != m.end():
             continue  # "2 x" (a variable), only "2x" is a factor
         macro = m.groupdict().get("macro")
-        text = macros[macro] if macro else m.group(0)
-        found.append(_quantity(stream, text, u.lastgroup, m.start(), u.end()))
+        text = macros[macro] if macro and macros else m.group(0)
+        found.append(_quantity(stream, text, _unit_kind(u), m.start(), u.end()))
     return sorted(found, key=lambda q: q.start)
+
+
+def _unit_kind(m: re.Match[str]) -> str:
+    """The kind of a _UNIT match: the name of the alternative that matched (each one is named)."""
+    assert m.lastgroup is not None
+    return m.lastgroup
 
 
 def _quantity(stream: str, number: str, unit: str, start: int, end: int) -> Quantity:

@@ -45,6 +45,13 @@ class Result:
         return self.data.get("records")
 
     @property
+    def measured_records(self) -> list[dict]:
+        """The records of a measured result: rules ask for them once ``summary_only`` is false."""
+        if self.records is None:
+            raise ValueError(f"{self.path}: an imported result has no records")
+        return self.records
+
+    @property
     def imported(self) -> bool:
         return self.data.get("kind") == "imported"
 
@@ -65,7 +72,7 @@ class Result:
         """Record field as float array (NaN where null or absent)."""
         if name not in self._columns:
             self._columns[name] = np.array(
-                [np.nan if r.get(name) is None else float(r[name]) for r in self.records], dtype=float)
+                [np.nan if r.get(name) is None else float(r[name]) for r in self.measured_records], dtype=float)
         return self._columns[name]
 
     def summary_mean(self, metric: str) -> float | None:
@@ -130,7 +137,7 @@ def _bad(mask: np.ndarray) -> list[int]:
 def _where(res: Result, idx: list[int]) -> str:
     """'records[3] (prompt 3, repeat 0)' for the first bad index, plus how many more."""
     i = idx[0]
-    r = res.records[i]
+    r = res.measured_records[i]
     more = f" and {len(idx) - 1} more record(s)" if len(idx) > 1 else ""
     return f"records[{i}] (prompt {r['prompt_index']}, repeat {r['repeat']}){more}"
 
@@ -170,18 +177,7 @@ def rule_memory(res: Result, report: Report) -> None:
     f = res.path
     report.ran(f, "memory")
     if res.summary_only:
-        peak, over = res.summary_mean("peak_memory_mb"), res.summary_mean("peak_memory_overhead_mb")
-        if peak is None and over is None:
-            report.not_applicable(f, "memory", "imported result records no peak memory")
-            return
-        if peak is not None and peak <= 0:
-            report.error(f, "memory", f"summary.peak_memory_mb.mean is not positive (expected > 0, found {peak})")
-        if over is not None and over <= 0:
-            report.error(f, "memory", f"summary.peak_memory_overhead_mb.mean is not positive "
-                                      f"(expected > 0, found {over})")
-        if peak is not None and over is not None and over > peak:
-            report.error(f, "memory", f"summary: overhead above the total peak "
-                                      f"(expected <= {peak}, found {over})")
+        _memory_summary(res, report)
         return
     peak, over, new = res.column("peak_memory_mb"), res.column("peak_memory_overhead_mb"), res.column("new_tokens")
     if idx := _bad(~(peak > 0)):
@@ -197,10 +193,28 @@ def rule_memory(res: Result, report: Report) -> None:
     if idx := _bad(over > peak):
         report.error(f, "memory", f"peak_memory_overhead_mb above peak_memory_mb in {_where(res, idx)} "
                                   f"(expected <= {peak[idx[0]]}, found {over[idx[0]]})")
-    inexact = [i for i, r in enumerate(res.records) if not r["memory_exact"]]
+    inexact = [i for i, r in enumerate(res.measured_records) if not r["memory_exact"]]
     if inexact:
         report.warning(f, "memory", f"peak memory sampled, not the kernel's high-water mark, in "
                                     f"{_where(res, inexact)} (expected memory_exact true, found false)")
+
+
+def _memory_summary(res: Result, report: Report) -> None:
+    """The memory rule on an imported result's summary means."""
+    f = res.path
+    peak, over = res.summary_mean("peak_memory_mb"), res.summary_mean("peak_memory_overhead_mb")
+    if peak is None and over is None:
+        report.not_applicable(f, "memory", "imported result records no peak memory")
+        return
+    if peak is not None and peak <= 0:
+        report.error(f, "memory", f"summary.peak_memory_mb.mean is not positive (expected > 0, found {peak})")
+    if over is not None and over <= 0:
+        report.error(f, "memory", f"summary.peak_memory_overhead_mb.mean is not positive "
+                                  f"(expected > 0, found {over})")
+    if peak is not None and over is not None and over > peak:
+        report.error(f, "memory", f"summary: overhead above the total peak "
+                                  f"(expected <= {peak}, found {over})")
+
 
 
 def rule_memory_model(res: Result, report: Report) -> None:
@@ -219,7 +233,7 @@ def rule_memory_model(res: Result, report: Report) -> None:
     env = res.data["environment"]
     kind, cpus = env.get("memory_kind"), env.get("cpu_count") or 1
     high, low = [], []
-    for i, r in enumerate(res.records):
+    for i, r in enumerate(res.measured_records):
         expected = memory_model.expected_overhead(res.data, r)
         if expected is None:
             report.not_applicable(f, "memory-model", "the result records no model shape (models.*.shape)")
@@ -252,15 +266,15 @@ def rule_contention(res: Result, report: Report) -> None:
     if res.summary_only:
         report.not_applicable(f, "contention", "imported result records no telemetry")
         return
-    recorded = [r for r in res.records if r.get("telemetry")]
+    recorded = [r for r in res.measured_records if r.get("telemetry")]
     if not recorded:
         report.not_applicable(f, "contention", "no telemetry recorded (a result written before it existed)")
         return
     report.ran(f, "contention")
-    busy_ones = [(i, why) for i, r in enumerate(res.records) if (why := busy(r.get("telemetry"))) is not None]
+    busy_ones = [(i, why) for i, r in enumerate(res.measured_records) if (why := busy(r.get("telemetry"))) is not None]
     if busy_ones:
         i, why = busy_ones[0]
-        report.warning(f, "contention", f"{len(busy_ones)} of {len(res.records)} measurements ran on a busy "
+        report.warning(f, "contention", f"{len(busy_ones)} of {len(res.measured_records)} measurements ran on a busy "
                                         f"machine: {_where(res, [b[0] for b in busy_ones])}; first: {why} "
                                         f"(expected other processes below the limits)")
         report.fixable(f, "contention")
@@ -320,10 +334,11 @@ def _check_latency(res: Result, report: Report, new: np.ndarray, wall: np.ndarra
     """TTFT/TPOT recomputed from the commit log where the record has one (the harness's
     definition, measurement.Latency); otherwise the older (wall - ttft) / (new - 1)."""
     f = res.path
-    logged = [i for i, r in enumerate(res.records) if r.get("commit_times_s") is not None]
-    bad_sum, bad_field = [], {}
+    logged = [i for i, r in enumerate(res.measured_records) if r.get("commit_times_s") is not None]
+    bad_sum: list[int] = []
+    bad_field: dict[str, list[tuple[int, float | None, float | None]]] = {}
     for i in logged:
-        r = res.records[i]
+        r = res.measured_records[i]
         times, tokens = r["commit_times_s"], r.get("commit_tokens") or []
         # Multi-sample: commits count the tokens sampled (a prefix shared by several samples once,
         # pruned children included) while new_tokens counts every sample's tokens; no equality.
@@ -333,11 +348,12 @@ def _check_latency(res: Result, report: Report, new: np.ndarray, wall: np.ndarra
         lat = Latency.from_commits(times, tokens)
         for name in LATENCY_FIELDS:
             a, b = getattr(lat, name), r.get(name)
-            if (a is None) != (b is None) or (a is not None and not math.isclose(a, b, rel_tol=REL_TOL,
-                                                                               abs_tol=ABS_TOL)):
+            same = (a is None and b is None) or (a is not None and b is not None and
+                                                 math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL))
+            if not same:
                 bad_field.setdefault(name, []).append((i, a, b))
     if bad_sum:
-        r = res.records[bad_sum[0]]
+        r = res.measured_records[bad_sum[0]]
         report.error(f, "arithmetic", f"commit_tokens do not add up to new_tokens (one count per commit time) "
                                       f"in {_where(res, bad_sum)} (expected {r['new_tokens']} over "
                                       f"{len(r['commit_times_s'])} commits, found {sum(r.get('commit_tokens') or [])} "
@@ -346,7 +362,7 @@ def _check_latency(res: Result, report: Report, new: np.ndarray, wall: np.ndarra
         i, a, b = bad[0]
         report.error(f, "arithmetic", f"{name} is not what the commit log gives (measurement.Latency) in "
                                       f"{_where(res, [j for j, _, _ in bad])} (expected {a}, found {b})")
-    old = np.array([r.get("commit_times_s") is None for r in res.records], dtype=bool)
+    old = np.array([r.get("commit_times_s") is None for r in res.measured_records], dtype=bool)
     ttft, tpot = res.column("ttft_s"), res.column("tpot_s")
     expected_tpot = np.where((new > 1) & ~np.isnan(ttft), (wall - ttft) / np.maximum(new - 1, 1), np.nan)
     if idx := _bad(old & ~_close(tpot, expected_tpot)):
@@ -377,7 +393,7 @@ def _check_budget(res: Result, report: Report, new: np.ndarray) -> None:
 
 
 def _check_summary(res: Result, report: Report) -> None:
-    stored, expected = res.data["summary"], summarise(res.records)
+    stored, expected = res.data["summary"], summarise(res.measured_records)
     for metric in sorted(set(stored) | set(expected)):
         if metric not in expected:
             report.error(res.path, "arithmetic", f"summary.{metric}: no record has this metric "
@@ -403,20 +419,7 @@ def rule_definitions(res: Result, report: Report) -> None:
     f = res.path
     report.ran(f, "definitions")
     if res.summary_only:
-        rate, tpr = res.summary_mean("acceptance_rate"), res.summary_mean("tokens_per_round")
-        ttft, wall = res.summary_mean("ttft_s"), res.summary_mean("wall_time_s")
-        if rate is not None and not 0 <= rate <= 1:
-            report.error(f, "definitions", f"summary.acceptance_rate.mean outside [0, 1] (expected a fraction "
-                                           f"of proposed draft tokens, found {rate})")
-        if tpr is not None and tpr < 1:
-            report.error(f, "definitions", f"summary.tokens_per_round.mean below 1 (expected >= 1: the target's "
-                                           f"own token counts, found {tpr})")
-        if ttft is not None and wall is not None and ttft > wall:
-            report.error(f, "definitions", f"summary.ttft_s.mean above summary.wall_time_s.mean (expected "
-                                           f"<= {wall}, found {ttft}): measured outside the timed generation?")
-        if rate is None and tpr is None and (ttft is None or wall is None):
-            report.not_applicable(f, "definitions", "imported result records none of acceptance rate, "
-                                                    "tokens per round, TTFT with wall time")
+        _definitions_summary(res, report)
         return
     rate = res.column("acceptance_rate")
     if idx := _bad((rate < 0) | (rate > 1)):
@@ -442,11 +445,30 @@ def rule_definitions(res: Result, report: Report) -> None:
         report.warning(f, "definitions", f"ttft_s not recorded although tokens were generated in "
                                          f"{_where(res, idx)} (expected a time, found null)")
 
+def _definitions_summary(res: Result, report: Report) -> None:
+    """The definitions rule on an imported result's summary means."""
+    f = res.path
+    rate, tpr = res.summary_mean("acceptance_rate"), res.summary_mean("tokens_per_round")
+    ttft, wall = res.summary_mean("ttft_s"), res.summary_mean("wall_time_s")
+    if rate is not None and not 0 <= rate <= 1:
+        report.error(f, "definitions", f"summary.acceptance_rate.mean outside [0, 1] (expected a fraction "
+                                       f"of proposed draft tokens, found {rate})")
+    if tpr is not None and tpr < 1:
+        report.error(f, "definitions", f"summary.tokens_per_round.mean below 1 (expected >= 1: the target's "
+                                       f"own token counts, found {tpr})")
+    if ttft is not None and wall is not None and ttft > wall:
+        report.error(f, "definitions", f"summary.ttft_s.mean above summary.wall_time_s.mean (expected "
+                                       f"<= {wall}, found {ttft}): measured outside the timed generation?")
+    if rate is None and tpr is None and (ttft is None or wall is None):
+        report.not_applicable(f, "definitions", "imported result records none of acceptance rate, "
+                                                "tokens per round, TTFT with wall time")
+
+
 
 def _check_commit_log(res: Result, report: Report) -> None:
     """Commit times lie inside the timed region and do not go backwards."""
     bad = []
-    for i, r in enumerate(res.records):
+    for i, r in enumerate(res.measured_records):
         times = r.get("commit_times_s")
         if times is None:
             continue
@@ -455,7 +477,7 @@ def _check_commit_log(res: Result, report: Report) -> None:
                                                                       times[-1] > r["wall_time_s"] + slack)):
             bad.append(i)
     if bad:
-        r = res.records[bad[0]]
+        r = res.measured_records[bad[0]]
         report.error(res.path, "definitions", f"commit_times_s not increasing within [0, wall_time_s] in "
                                               f"{_where(res, bad)} (expected times in [0, {r['wall_time_s']:.6g}] "
                                               f"in order, found {r['commit_times_s'][:4]}...)")

@@ -175,10 +175,10 @@ def rule_run_agreement(results: list[Result], cfg: dict | None, report: Report) 
             report.ran(a.path, "run-agreement")
             for j in range(i + 1, len(runs)):
                 b = runs[j]
-                ids = [k for k in rates[i] if rates[i][k] is not None and rates[j].get(k) is not None]
-                if len(ids) < 2:
+                pairs = [(x, y) for k, x in rates[i].items() if x is not None and (y := rates[j].get(k)) is not None]
+                if len(pairs) < 2:
                     continue
-                ra, rb = [rates[i][k] for k in ids], [rates[j][k] for k in ids]
+                ra, rb = [x for x, _ in pairs], [y for _, y in pairs]
                 rel = statistics.fmean(ra) / statistics.fmean(rb) - 1 if statistics.fmean(rb) > 0 else math.inf
                 diff = [x - y for x, y in zip(ra, rb)]
                 sd = statistics.stdev(diff)
@@ -187,7 +187,7 @@ def rule_run_agreement(results: list[Result], cfg: dict | None, report: Report) 
                     report.warning(a.path, "run-agreement",
                                    f"run of the same setup as {b.path} disagrees beyond noise: mean tokens/s "
                                    f"{statistics.fmean(ra):.4g} vs {statistics.fmean(rb):.4g} ({rel:+.1%}) over "
-                                   f"{len(ids)} shared questions, paired difference {z:+.1f} standard errors "
+                                   f"{len(pairs)} shared questions, paired difference {z:+.1f} standard errors "
                                    f"(expected within {tolerance:.0%} or within {RUN_Z:g} standard errors)")
 
 

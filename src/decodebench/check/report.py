@@ -81,7 +81,7 @@ class Report:
         self.findings.append(Finding(f"{file}:{line}" if line else file, rule, severity, message))
         key = (file, rule)
         self._keys.append(key)
-        if _RANK[severity] > _RANK.get(self.checked.get(key), 0):
+        if _RANK[severity] > _RANK.get(self.checked.get(key, ""), 0):
             self.checked[key] = severity
         self.files.add(file)
 
@@ -105,7 +105,7 @@ class Report:
                                            message=f"{f.message} [acknowledged: {entry['reason']}]")
         worst: dict[tuple[str, str], str] = {}
         for f, key in zip(self.findings, self._keys):
-            if _RANK[f.severity] > _RANK.get(worst.get(key), 0):
+            if _RANK[f.severity] > _RANK.get(worst.get(key, ""), 0):
                 worst[key] = f.severity
         self.checked = {key: worst.get(key, "passed") for key in self.checked}
 

@@ -81,7 +81,7 @@ def rule_tuning(res: Result, inputs: Inputs, report: Report) -> None:
         report.error(f, "tuning", "the tuning results the pick came from: "
                                   + ("; ".join(stage.problems) or "none listed"))
         return
-    if stage.recompute_error:
+    if stage.recompute_error or stage.recomputed is None:
         report.error(f, "tuning", f"the pick cannot be recomputed from the tuning results ({stage.recompute_error})")
         return
     recomputed = stage.recomputed.get(method_id)

@@ -111,7 +111,7 @@ def _phase(m: re.Match) -> ParsedName:
 
 
 def _tree(m: re.Match) -> ParsedName:
-    params = {"depth": int(m[1]), "branching": int(m[2])}
+    params: dict[str, int | float] = {"depth": int(m[1]), "branching": int(m[2])}
     if m[3] is not None:
         params["tau"] = float(m[3])
     return ParsedName("tree", params)
@@ -198,7 +198,7 @@ def method_params(parsed: ParsedName, config: dict) -> tuple[dict, dict]:
         else:
             raise ValueError(f"config.{key}: not a parameter of '{parsed.method_id}' "
                              f"(known: {', '.join(sorted([*keymap, 'max_new_tokens']))})")
-    if parsed.method_id == "dynatree":
+    if parsed.phase is not None:  # DynaTree's ablation phases
         params.update(PHASE_SWITCHES[parsed.phase])
     return params, protocol
 

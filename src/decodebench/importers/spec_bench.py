@@ -94,7 +94,7 @@ def parse_file_name(stem: str) -> Setup:
         if m is None:
             continue
         g = m.groupdict()
-        params = {"temperature": float(g["temp"])}
+        params: dict[str, float | str] = {"temperature": float(g["temp"])}
         if g.get("id"):  # our own export: id and configuration name as written
             return Setup(g["id"], g["name"], g["model"], None, DTYPES[g["dtype"]], params)
         method_id = METHOD_TOKENS[g["method"]]
@@ -156,7 +156,9 @@ def convert(path: Path, study: str, options: dict | None = None) -> Conversion:
     except ValueError as exc:
         raise ImportFormatError(f"{path}: {exc}") from None
 
-    records, keys, model_ids = [], {"steps": set(), "accept_lengths": set(), "output_sha256": set()}, set()
+    records: list[dict] = []
+    model_ids: set[str] = set()
+    variants: dict[str, set[str]] = {"steps": set(), "accept_lengths": set(), "output_sha256": set()}
     for lineno, line in _lines(path):
         where = f"{path} line {lineno}"
         try:
@@ -166,17 +168,17 @@ def convert(path: Path, study: str, options: dict | None = None) -> Conversion:
         records.append(q)
         model_ids.add(model_id)
         for k, v in used.items():
-            keys[k].add(v)
+            variants[k].add(v)
     if not records:
         raise ImportFormatError(f"{path}: no answers (expected one JSON object per line)")
     ids = [q["question_id"] for q in records]
     dup = sorted({str(x) for x in ids if ids.count(x) > 1})
     if dup:
         raise ImportFormatError(f"{path}: question_id {', '.join(dup)} answered more than once")
-    for k, v in keys.items():
+    for k, v in variants.items():
         if len(v) > 1:
             raise ImportFormatError(f"{path}: records mix the {k} keys {sorted(v)}")
-    keys = {k: next(iter(v)) if v else None for k, v in keys.items()
+    keys = {k: next(iter(v)) if v else None for k, v in variants.items()
             if v or k != "output_sha256"}  # output_sha256 only where a file has it
 
     dataset = options.get("dataset") or dataset_name([q["category"] for q in records], path)
@@ -216,7 +218,7 @@ def convert(path: Path, study: str, options: dict | None = None) -> Conversion:
         notes.append("The source does not state the dtype.")
     if questions is not None:
         notes.append("Categories the records lack come from the question file.")
-    models = {"target": None, "draft": None}
+    models: dict[str, dict | None] = {"target": None, "draft": None}
     if setup.model:
         models["target"] = _model(setup.model, setup.dtype, path)
     if setup.draft:

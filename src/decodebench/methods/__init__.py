@@ -30,13 +30,16 @@ import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..measurement import Measurement
+from ..measurement import Measurement, Unmeasured
 from ..method_params import NoParams, make_params
 from .speculative import Round, round_stats
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 def greedy(logits: torch.Tensor) -> torch.Tensor:
@@ -71,19 +74,20 @@ class Budget:
 
 @dataclass
 class GenContext:
-    target: torch.nn.Module
-    draft: torch.nn.Module | None
+    target: PreTrainedModel
+    draft: PreTrainedModel | None
     prompt_ids: torch.Tensor  # [1, prompt_len]
     budget: Budget
     params: Any  # the method's params dataclass
-    clock: Measurement
+    clock: Measurement | Unmeasured
     seed: int = 0
     num_samples: int = 1
     temperature: float = 1.0
     oracle_ids: list[int] | None = None  # greedy AR's new ids for this prompt: the oracle draft mode's reference
     rounds: list[Round] = field(default_factory=list)
     forward_counts: dict[str, ForwardCount] = field(default_factory=dict)  # "target"/"draft", while counting
-    _phases: list = field(default_factory=list)  # (name, round index, start, end): floats, or CUDA events
+    # (name, round index, start, end): perf_counter floats, or CUDA events
+    _phases: list[tuple[str, int, torch.cuda.Event | float, torch.cuda.Event | float]] = field(default_factory=list)
     _draft_since: tuple[int, int] = (0, 0)  # draft (forwards, tokens) when the current round began
 
     @property
@@ -113,21 +117,22 @@ class GenContext:
     def phase(self, name: str):
         """Time a phase ("draft", "verify", "prefill") of the round being built (the next one
         ``add_round`` records). CPU: perf_counter; CUDA: events, resolved by ``phase_times``."""
-        cuda = self.device.type == "cuda"
-        start = torch.cuda.Event(enable_timing=True) if cuda else time.perf_counter()
-        if cuda:
-            start.record()
+        start = self._mark()
         try:
             yield
         finally:
-            if cuda:
-                end = torch.cuda.Event(enable_timing=True)
-                end.record()
-            else:
-                end = time.perf_counter()
+            end = self._mark()
             self._phases.append((name, len(self.rounds), start, end))
             if name == "prefill":  # a prefill belongs to no round
                 self._restart_draft_count()
+
+    def _mark(self) -> torch.cuda.Event | float:
+        """Now: a recorded CUDA event on CUDA, perf_counter on CPU."""
+        if self.device.type != "cuda":
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
 
     def phase_times(self) -> dict:
         """Phase totals and per-round draft/verify times, in seconds; call after the timed
@@ -139,11 +144,11 @@ class GenContext:
         totals: dict[str, float] = {}
         per_round = {"draft": [0.0] * len(self.rounds), "verify": [0.0] * len(self.rounds)}
         for name, index, start, end in self._phases:
-            seconds = start.elapsed_time(end) / 1000 if self.device.type == "cuda" else end - start
+            seconds = _elapsed_s(start, end)
             totals[name] = totals.get(name, 0.0) + seconds
             if name in per_round and index < len(self.rounds):
                 per_round[name][index] += seconds
-        out = {f"{name}_time_s": t for name, t in totals.items()}
+        out: dict[str, float | list[float]] = {f"{name}_time_s": t for name, t in totals.items()}
         if self.rounds:
             out["draft_time_per_round_s"] = per_round["draft"]
             out["verify_time_per_round_s"] = per_round["verify"]
@@ -151,6 +156,13 @@ class GenContext:
 
     def round_stats(self) -> dict:
         return round_stats(self.rounds)
+
+
+def _elapsed_s(start: torch.cuda.Event | float, end: torch.cuda.Event | float) -> float:
+    if isinstance(start, float) and isinstance(end, float):
+        return end - start
+    assert isinstance(start, torch.cuda.Event) and isinstance(end, torch.cuda.Event)
+    return start.elapsed_time(end) / 1000
 
 
 @contextlib.contextmanager

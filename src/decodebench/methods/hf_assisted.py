@@ -42,6 +42,7 @@ import contextlib
 import copy
 
 import torch
+from transformers import GenerationMixin
 from transformers.generation.streamers import BaseStreamer
 
 from ..method_params import HFAssistedParams  # noqa: F401 (the method's parameters, declared there)
@@ -105,7 +106,8 @@ def _recording_rounds(ctx: GenContext):
         built.append(generator)
         return generator
 
-    model._get_candidate_generator = recording_build  # instance attribute shadows the method
+    # an instance attribute shadows the method (nn.Module types attributes as tensors or modules)
+    model._get_candidate_generator = recording_build  # type: ignore[assignment]
     try:
         yield
     finally:
@@ -120,9 +122,11 @@ def hf_generate(ctx: GenContext, **assist) -> GenerationOutput:
     greedy, within the budget; record rounds and commits. Shared with ``pld``."""
     budget, prompt = ctx.budget, ctx.prompt_ids  # prompt: [1, n]
     eos = sorted(budget.eos_token_ids) if budget.eos_token_ids is not None else None
-    pad = ctx.target.generation_config.pad_token_id
+    target = ctx.target
+    assert isinstance(target, GenerationMixin)  # every causal LM generates (typed so from transformers 5)
+    pad = target.generation_config.pad_token_id
     with _recording_rounds(ctx):
-        out = ctx.target.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
+        out = target.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
                                   max_new_tokens=budget.max_new_tokens, eos_token_id=eos,
                                   pad_token_id=pad if pad is not None else (eos[0] if eos else 0),
                                   streamer=_CommitStreamer(ctx), **assist)

@@ -29,12 +29,16 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..measurement import Unmeasured
 from ..method_params import check_oracle_alpha  # noqa: F401 (declared with the parameters)
 from . import Budget, GenContext
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 def uses_oracle(params) -> bool:
@@ -66,7 +70,7 @@ class Oracle:
 
 
 @torch.inference_mode()
-def greedy_reference(target: torch.nn.Module, prompt_ids: torch.Tensor, budget: Budget) -> list[int]:
+def greedy_reference(target: PreTrainedModel, prompt_ids: torch.Tensor, budget: Budget) -> list[int]:
     """Greedy AR's new ids after `prompt_ids` [1, n] under `budget`: the oracle's reference."""
     from .ar import generate
 

@@ -38,7 +38,8 @@ it is fed to the draft; needs ``ctx.oracle_ids``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -48,6 +49,9 @@ from ..method_params import TreeParams
 from . import GenContext, GenerationOutput, greedy
 from .oracle import Oracle
 from .speculative import Round
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 @dataclass
@@ -62,11 +66,11 @@ class TreeShape:
 
 @dataclass
 class DraftState:
-    model: torch.nn.Module
+    model: PreTrainedModel
     cache: object  # DynamicCache over the committed tokens except `pending`
     pending: list[int]  # committed tokens the draft has not been fed yet; the last is the root
     prefix_len: int | None = None  # this round: cache length once `pending` was fed (root included)
-    slots: dict | None = None  # this round: tree node -> its index among the nodes fed after the prefix
+    slots: dict[int, int] = field(default_factory=dict)  # this round: tree node -> its index among the nodes fed after the prefix
 
 
 def grow_tree(draft: DraftState, shape: TreeShape, max_depth: int, oracle: Oracle | None = None,
@@ -76,7 +80,7 @@ def grow_tree(draft: DraftState, shape: TreeShape, max_depth: int, oracle: Oracl
     With an `oracle`, the first-path node at depth d may get AR's token at output position
     `root_position` + d (the root's position: len(committed) - 1) before it is fed."""
     tree = T.Tree.rooted(draft.pending[-1])
-    lead = 0  # the first path's node at the previous level
+    lead: int | None = 0  # the first path's node at the previous level
     draft.prefix_len, draft.slots = None, {}
     if max_depth < 1:
         return tree
@@ -131,7 +135,7 @@ def commit_draft(draft: DraftState, tree: T.Tree, path: list[int], next_token: i
     draft.pending = accepted[len(fed):] + [next_token]
 
 
-def verify_tree(target: torch.nn.Module, cache, tree: T.Tree) -> tuple[list[int], int]:
+def verify_tree(target: PreTrainedModel, cache, tree: T.Tree) -> tuple[list[int], int]:
     """One target forward over root + draft nodes; keep the accepted path in `cache`."""
     device = target.device
     prefix_len = cache_length(cache)
