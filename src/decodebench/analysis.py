@@ -129,7 +129,7 @@ def add_relative(table: pd.DataFrame) -> pd.DataFrame:
     table = table.copy()
     multi = "num_samples_config" in table and table["num_samples_config"].notna().any()
     index = {(r.dataset, r.method): r for r in table.itertuples(index=False)}
-    cols = {k: [] for k in ("speedup", "peak_memory_change_pct", "overhead_change_pct",
+    cols: dict[str, list] = {k: [] for k in ("speedup", "peak_memory_change_pct", "overhead_change_pct",
                             "memory_ratio", "overhead_ratio")}
     for r in table.itertuples(index=False):
         b = index.get((r.dataset, r.baseline))
@@ -158,7 +158,7 @@ def add_paired(table: pd.DataFrame, results: dict[tuple[str, str], dict]) -> pd.
     baseline's records exist (``results``: (dataset, method) -> result)."""
     table = table.copy()
     multi = "num_samples_config" in table and table["num_samples_config"].notna().any()
-    cols = {k: [] for k in ("speedup", *SPEEDUP_COLUMNS)}
+    cols: dict[str, list] = {k: [] for k in ("speedup", *SPEEDUP_COLUMNS)}
     for r in table.itertuples(index=False):
         res, base = results.get((r.dataset, r.method)), results.get((r.dataset, r.baseline))
         stat_ = None
@@ -168,6 +168,7 @@ def add_paired(table: pd.DataFrame, results: dict[tuple[str, str], dict]) -> pd.
             continue
         if res is not None and base is not None and res["records"] is not None and base["records"] is not None:
             stat_ = paired_speedup(res["records"], base["records"], bool(multi))
+        values: tuple
         if stat_ is not None and stat_.estimate is not None:
             values = (stat_.estimate, stat_.low, stat_.high, stat_.prompts, stat_.pairs, "paired")
         else:

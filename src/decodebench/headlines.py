@@ -37,7 +37,7 @@ def _num(x) -> float | None:
     return None if x is None or pd.isna(x) else float(x)
 
 
-def pick(row, macro: str, metric: str, statistic: str, value=None, low=None, high=None, n=None,
+def pick(row, macro: str | None, metric: str, statistic: str, value=None, low=None, high=None, n=None,
          **overrides) -> dict:
     """One pick from `row` (a per-dataset or across-datasets row): its value is `value`, or the
     row's `metric` column (labels have none); ``overrides`` replace identity columns (a label)."""

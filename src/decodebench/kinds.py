@@ -55,7 +55,8 @@ def experiment_kind(experiment: str, exp: dict) -> str:
 def kind_problems(experiments: dict) -> list[str]:
     """Config errors of the experiments' kinds: missing where the id names none, unknown, or two
     experiments of one kind other than generic (their files would overwrite each other)."""
-    problems, seen = [], {}
+    problems: list[str] = []
+    seen: dict[str, str] = {}
     for e, exp in experiments.items():
         kind = exp.get("kind") or (e if e in KINDS else None)
         if kind is None:

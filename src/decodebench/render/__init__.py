@@ -101,7 +101,7 @@ def pick_text(fmt: Formats, p) -> Markup:
         return fmt.pct(value)
     if metric == "has_baseline":
         return latex_escape("yes" if value else "no")
-    if p["statistic"] in ("count", "min", "max"):
+    if p["statistic"] in ("count", "min", "max") and value is not None:
         return latex_escape(str(int(value)))
     return fmt.num(value, PICK_FORMATS[metric], sign=metric in SIGNED)
 

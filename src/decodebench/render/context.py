@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jinja2
 import pandas as pd
 from markupsafe import Markup
 
@@ -35,7 +36,7 @@ class Context:
     root: Path
     out: Path
     fmt: Formats
-    env: object
+    env: jinja2.Environment
     tables: dict  # experiment -> Aggregated
     numbers: list  # (macro name or (experiment, dataset, method, metric) key, Markup value, comment)
     flags: list  # names of non-empty artifacts
@@ -53,7 +54,8 @@ class Context:
 def datasets_of(df) -> list[tuple[str, str]]:
     """(name, label) in table order; variants of one dataset (same label, prompt_lengths)
     are told apart by their prompt length."""
-    seen, tokens = {}, {}
+    seen: dict = {}
+    tokens: dict = {}
     for _, r in df.iterrows():
         seen.setdefault(r["dataset"], r["dataset_label"])
         tokens.setdefault(r["dataset"], r.get("prompt_tokens_config"))
@@ -63,7 +65,7 @@ def datasets_of(df) -> list[tuple[str, str]]:
 
 
 def methods_of(df) -> list[tuple[str, str]]:
-    seen = {}
+    seen: dict = {}
     for _, r in df.sort_values(["method_order"], kind="stable").iterrows():
         seen.setdefault(r["method"], r["method_label"])
     return list(seen.items())

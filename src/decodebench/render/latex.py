@@ -91,12 +91,12 @@ def bold_best(rows: list[list[Cell]], columns: dict[int, str]) -> list[list[Cell
     ties (equal once rounded) are all bold."""
     rows = [list(r) for r in rows]
     for col, direction in columns.items():
-        keys = [float(r[col].key) for r in rows if r[col].key is not None]
+        keys = [float(k) for r in rows if (k := r[col].key) is not None]
         if len(keys) < 2:
             continue
         best = max(keys) if direction == "max" else min(keys)
         for r in rows:
-            if r[col].key is not None and float(r[col].key) == best:
+            if (k := r[col].key) is not None and float(k) == best:
                 r[col] = r[col].bold()
     return rows
 

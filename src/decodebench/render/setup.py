@@ -31,7 +31,7 @@ def setup_values(results: list[dict]) -> dict[str, str]:
                        + (f", {m['num_parameters'] / 1e6:.1f}M parameters" if m.get("num_parameters") else "")
                        + ")" for m in ms)
 
-    datasets = {}  # label -> (prompt counts, prompt lengths)
+    datasets: dict[str, tuple[set, set]] = {}  # label -> (prompt counts, prompt lengths)
     for r in results:
         d = r["dataset"]
         counts, lengths = datasets.setdefault(d["label"], (set(), set()))

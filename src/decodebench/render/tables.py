@@ -59,6 +59,7 @@ def grouped_table(df, fmt: Formats, columns: list[tuple[str, Callable, str | Non
                 cells.append(make(r) if r is not None else Cell(Markup("--")))
         if average:
             # Averages only over one configuration: a row merged from several has none.
+            assert avg is not None, "an average column needs the experiment's rows of means (across=)"
             sel = avg[avg["method"] == names[0]] if len(names) == 1 else avg.iloc[0:0]
             r = sel.iloc[0] if not sel.empty else None
             for _, make, _ in average:
