@@ -54,7 +54,7 @@ def bench_config(args) -> tuple[dict, str, dict[str, str]]:
     """The study config with one experiment holding every runnable greedy method."""
     cfg = load_config(args.config)
     # the benchmark's own experiment only (a tuning stage would add its experiment again on reload)
-    cfg = {k: v for k, v in cfg.items() if not k.startswith("_") and k != "tune"}
+    cfg = {k: v for k, v in cfg.items() if k != "tune"}
     if args.resources_dir:
         cfg["resources_dir"] = str(Path(args.resources_dir).resolve())
     if args.draft:
@@ -139,7 +139,7 @@ def main(argv=None) -> int:
 
     if args.repeats:
         cfg["protocol"] = {**cfg.get("protocol", {}), "repeats": args.repeats}
-        config_path.write_text(yaml.safe_dump({k: v for k, v in cfg.items() if not k.startswith("_")}, sort_keys=False))
+        config_path.write_text(yaml.safe_dump(dict(cfg), sort_keys=False))
         cfg = load_config(config_path)
     names = list(cfg["experiments"][EXPERIMENT]["methods"])
     results = run_group(cfg, EXPERIMENT, dataset, names, {n: out_dir / f"{n}.json" for n in names},

@@ -48,7 +48,7 @@ def test_clean_run_passes_with_no_errors(measured):
     # suite runs beside other work; the contention rule's own tests plant it); nothing else may.
     # NO_CV_LIMIT relaxes baseline-stability, which a measured study's report says (on the config).
     assert fired(report) <= {(RESULT, "provenance", "warning"), (RESULT, "contention", "warning"),
-                             (cfg["_file"], "baseline-stability", "warning")}, report.text()
+                             (cfg.path, "baseline-stability", "warning")}, report.text()
     assert report.checked[(RESULT, "memory-model")] == "passed", report.text()
     # Everything that could be compared was: job, prompt file, weights, prompts re-made by the loader.
     assert report.checked[(RESULT, "staleness")] in ("passed", "warning")

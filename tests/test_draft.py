@@ -90,7 +90,7 @@ def test_build_draft_is_a_no_op_when_up_to_date_and_rebuilds_on_recipe_change(ti
 def test_card_records_provenance_and_load_model_reports_it(tiny_config, tmp_path):
     cfg = load_config(distilled_config(tiny_config, tmp_path / "p"))
     build_draft(cfg, progress=False)
-    card = card_of(Path(cfg["_file"]))
+    card = card_of(Path(cfg.path))
     for key in ("weights_sha256", "recipe_sha256", "seed", "vocab_size", "heldout_greedy_agreement",
                 "heldout_vocab_coverage", "draft_step_ms", "target_step_ms", "cost_ratio", "build_wall_time_s"):
         assert key in card, key

@@ -16,7 +16,7 @@ import yaml
 
 from decodebench import results
 from decodebench.cli import main
-from decodebench.config import load_config, validate_config
+from decodebench.config import Config, load_config, validate_config
 from decodebench.importers import FORMATS, ImportFormatError, configured_results, convert, source_files, write_results
 from decodebench.importers.dynatree_paper import PHASE_SWITCHES, ParsedName, Unsupported, config_name, parse_method_name
 
@@ -403,11 +403,11 @@ def test_every_configured_result_is_imported_with_its_method(imported):
 
 
 def test_configured_results_honours_method_datasets_and_names_bad_ones():
-    cfg = {"_file": "c.yaml", "experiments": {
+    cfg = Config({"experiments": {
         "main": {"datasets": ["a", "b"], "baseline": "ar",
                  "methods": {"ar": {"method": "ar"}, "x": {"method": "linear", "datasets": ["b"]}}},
         "pl": {"datasets": ["a_p10", "a_p20"], "prompt_lengths": [10, 20], "baseline": "ar",
-               "methods": {"ar": {"method": "ar", "datasets": ["a"]}}}}}
+               "methods": {"ar": {"method": "ar", "datasets": ["a"]}}}}}, "c.yaml")
     assert [str(p) for p in configured_results(cfg)] == [
         "main/a/ar.json", "main/b/ar.json", "main/b/x.json", "pl/a_p10/ar.json", "pl/a_p20/ar.json"]
     cfg["experiments"]["main"]["methods"]["x"]["datasets"] = ["c"]
@@ -416,7 +416,7 @@ def test_configured_results_honours_method_datasets_and_names_bad_ones():
 
 
 def test_source_files_errors_name_the_config_key(tmp_path):
-    cfg = {"_file": "c.yaml", "import": {"format": "dynatree", "path": "nowhere"}}
+    cfg = Config({"import": {"format": "dynatree", "path": "nowhere"}}, "c.yaml")
     with pytest.raises(ImportFormatError, match="c.yaml: import.path"):
         source_files(cfg, tmp_path)
     (tmp_path / "d").mkdir()

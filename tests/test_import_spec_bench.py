@@ -11,6 +11,7 @@ import pytest
 
 from decodebench import results
 from decodebench.cli import main
+from decodebench.config import Config
 from decodebench.importers import ImportFormatError, convert, write_results
 from decodebench.importers.spec_bench import Setup, parse_file_name
 
@@ -232,9 +233,9 @@ def test_config_options_name_methods_and_a_null_baseline_only_for_imports(tmp_pa
     from decodebench.config import ConfigError, check_references
     from decodebench.importers import import_options
 
-    cfg = {"_file": "c.yaml", "import": {"format": "spec-bench", "path": "src", "questions": "q.jsonl",
+    cfg = Config({"import": {"format": "spec-bench", "path": "src", "questions": "q.jsonl",
                                          "methods": {"answers.jsonl": "mine"}},
-           "experiments": {"leaderboard": {"methods": {"mine": {"method": "eagle"}}}}}
+           "experiments": {"leaderboard": {"methods": {"mine": {"method": "eagle"}}}}}, "c.yaml")
     options = import_options(cfg, tmp_path)
     assert options == {"questions": tmp_path / "q.jsonl", "methods": {"answers.jsonl": ("mine", "eagle")}}
     cfg["import"]["methods"] = {"answers.jsonl": "other"}

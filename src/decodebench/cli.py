@@ -147,7 +147,7 @@ def _cmd_export(args) -> int:
 
 def _cmd_check(args) -> int:
     from .check import DEFAULT_CV_THRESHOLD, Report, check_paths, checked_inputs, find_result_files, verify_report
-    from .config import load_config
+    from .config import config_sha256, load_config
 
     cfg = load_config(args.config) if args.config else None
     root = Path(args.root)
@@ -163,14 +163,14 @@ def _cmd_check(args) -> int:
         report = Report()
         path = Path(args.verify_report)
         text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
-        verify_report(path, text, (cfg or {}).get("_sha256"),
+        verify_report(path, text, config_sha256(cfg or {}),
                       checked_inputs(root, find_result_files(paths), cfg, artifacts), report)
         print("\n".join(f.line() for f in report.findings) or f"{path}: gate: passed (signed by a passing check "
                                                                  f"of this config and these inputs)")
         return report.exit_code()
     cv_threshold = args.cv_threshold
     if cv_threshold is None:
-        cv_threshold = (cfg or {}).get("check", {}).get("cv_threshold", DEFAULT_CV_THRESHOLD)
+        cv_threshold = (cfg.get("check", {}) if cfg else {}).get("cv_threshold", DEFAULT_CV_THRESHOLD)
     report = check_paths(paths, cfg=cfg, root=root, cv_threshold=cv_threshold, artifacts=artifacts,
                          rerender=not args.no_render, regenerate_prompts=not args.no_prompts)
     print(report.json(args.strict) if args.json else report.text(args.strict))

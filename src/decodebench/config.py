@@ -31,9 +31,17 @@ import yaml
 
 from .kinds import kind_problems
 
-DEFAULT_PROTOCOL = {"warmups": 1, "repeats": 1, "max_new_tokens": 64, "stop_at_eos": False,
-                    "num_samples": 1, "temperature": 1.0}
-DEFAULT_CV_THRESHOLD = 0.15  # check.cv_threshold (rule baseline-stability)
+
+def schema_defaults(*path: str) -> dict:
+    """``{key: default}`` of the config schema's object at `path` (``$defs`` or top-level
+    properties): defaults are written once, in the schema's ``default:`` fields."""
+    node = config_schema()
+    node = node["$defs"][path[0]] if path[0] in node.get("$defs", {}) else node["properties"][path[0]]
+    for key in path[1:]:
+        node = node["properties"][key]
+    return {k: v["default"] for k, v in node["properties"].items() if "default" in v}
+
+
 # Rules whose findings are about this repository's own numbers and paper, never third-party
 # data: a study cannot acknowledge them (docs/check.md, "acknowledged").
 NOT_ACKNOWLEDGEABLE = {"measured": ("lossless", "manuscript", "artifacts", "tuning", "gate"),
@@ -47,6 +55,11 @@ class ConfigError(ValueError):
 @lru_cache(maxsize=1)
 def config_schema() -> dict:
     return yaml.safe_load(resources.files("decodebench").joinpath("schemas/config.schema.yaml").read_text())
+
+
+DEFAULT_PROTOCOL = schema_defaults("protocol")
+CHECK_DEFAULTS = schema_defaults("check")  # cv_threshold (rule baseline-stability), run_tolerance, remeasure
+DEFAULT_CV_THRESHOLD = CHECK_DEFAULTS["cv_threshold"]
 
 
 def canonical_hash(obj: Any) -> str:
@@ -108,12 +121,34 @@ def validate_config(cfg: Any, source: str | Path = "<config>") -> None:
     raise ConfigError(f"{source}: invalid config:\n  " + "\n  ".join(lines))
 
 
-def load_config(path: str | Path) -> dict:
-    path = Path(path)
-    cfg = check_config(read_yaml(path), path)
-    cfg["_file"] = str(path)
-    cfg["_sha256"] = canonical_hash({k: v for k, v in cfg.items() if not k.startswith("_")})
-    return cfg
+class Config(dict[str, Any]):
+    """A checked, expanded config: exactly the YAML's keys (after the shorthands' expansion), and
+    where it came from as attributes, never as keys: ``path`` (the file) and ``sha256`` (of the
+    expanded config, recorded in every result as ``provenance.config_sha256``). A plain dict
+    works wherever a Config does; it names itself ``<config>`` in messages."""
+
+    def __init__(self, data=(), path: str | Path | None = None):
+        super().__init__(data)
+        self.path = None if path is None else str(path)
+        self.sha256 = canonical_hash(dict(self))
+
+
+def config_path(cfg: dict) -> str | None:
+    """The file a config was loaded from (None for a config built in code)."""
+    return getattr(cfg, "path", None)
+
+
+def config_sha256(cfg: dict) -> str | None:
+    return getattr(cfg, "sha256", None)
+
+
+def config_label(cfg: dict) -> str:
+    """How messages name a config: its file, or ``<config>``."""
+    return config_path(cfg) or "<config>"
+
+
+def load_config(path: str | Path) -> Config:
+    return Config(check_config(read_yaml(path), path), path)
 
 
 def check_config(cfg: Any, source: str | Path = "<config>") -> dict:
@@ -361,7 +396,7 @@ def resolve_job(cfg: dict, experiment: str, dataset: str, method: str,
     """The job of one method configuration; a ``tuned`` one reads the tuning picks under `root`."""
     from .methods import get_method  # late import: methods import torch
 
-    where = cfg.get("_file", "<config>")
+    where = config_label(cfg)
     exps = cfg["experiments"]
     if experiment not in exps:
         raise ConfigError(f"{where}: no experiment '{experiment}' (defined: {', '.join(sorted(exps))})")

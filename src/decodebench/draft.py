@@ -60,7 +60,7 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig
 
-from .config import canonical_hash
+from .config import canonical_hash, config_label
 from .draft_model import ReducedVocabLlamaForCausalLM
 from .models import CARD, LoadedModel, load_model, model_dir, weights_sha256
 from .results import atomic_write_text
@@ -394,7 +394,7 @@ def recipe_sha256(recipe: Recipe, target_identity: dict, exclude: frozenset[str]
 def build_draft(cfg: dict, progress: bool = True, force: bool = False) -> tuple[Path, bool]:
     """Build the config's distilled draft once. Returns (directory, built) where built is False
     when an up-to-date draft (same recipe hash) was already there."""
-    where = f"{cfg.get('_file', '<config>')}: models.draft"
+    where = f"{config_label(cfg)}: models.draft"
     spec = cfg["models"].get("draft")
     if spec is None or "distilled" not in spec:
         raise ValueError(f"{where}: no distilled draft configured (models.draft.distilled)")

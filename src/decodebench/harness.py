@@ -47,7 +47,7 @@ import torch
 from tqdm import tqdm
 
 from . import provenance, telemetry
-from .config import ConfigError, Job, resolve_job
+from .config import CHECK_DEFAULTS, ConfigError, Job, config_label, config_path, config_sha256, resolve_job
 from .measurement import Tracker, Unmeasured
 from .methods import Budget, GenContext, MethodSpec, counting_forwards, get_method
 from .methods.oracle import greedy_reference, uses_oracle
@@ -200,7 +200,7 @@ def run_group(cfg: dict, experiment: str, dataset: str, methods: list[str], outs
               prompts_path: str | Path | None = None, progress: bool = True) -> dict[str, dict]:
     """Measure `methods` of (experiment, dataset) interleaved in one process (see the module
     docstring); write one result per method to outs[method]; return {method: result}."""
-    where = cfg.get("_file", "<config>")
+    where = config_label(cfg)
     if len(set(methods)) != len(methods) or set(methods) != set(outs):
         raise ValueError(f"{where}: run_group needs distinct methods, one output each (got {methods}, {sorted(outs)})")
     jobs = [resolve_job(cfg, experiment, dataset, m, limit=limit, max_new_tokens=max_new_tokens) for m in methods]
@@ -231,7 +231,7 @@ def run_group(cfg: dict, experiment: str, dataset: str, methods: list[str], outs
                         eos_token_ids=eos_all if job.protocol["stop_at_eos"] else None)
         members[job.method_name] = Member(job, spec, spec.make_params(job.params), budget, Path(outs[job.method_name]))
     tracker = Tracker(first.device, first.threads)
-    remeasure = int((cfg.get("check") or {}).get("remeasure", 0))
+    remeasure = int((cfg.get("check") or {}).get("remeasure", CHECK_DEFAULTS["remeasure"]))
     pairing = "interleaved" if len(methods) > 1 else "per_method"
     t0 = time.perf_counter()
 
@@ -384,8 +384,8 @@ def _result(cfg, member: Member, target, draft, ppath, meta, requested, records,
         "models": {"target": target.identity, "draft": draft.identity if draft else None},
         "environment": provenance.environment(job.device, job.dtype, tracker.memory_kind),
         "provenance": {
-            "git_commit": commit, "git_dirty": dirty, "config_file": cfg.get("_file"),
-            "config_sha256": cfg.get("_sha256"), "job_sha256": job.sha256, "job": job.identity(),
+            "git_commit": commit, "git_dirty": dirty, "config_file": config_path(cfg),
+            "config_sha256": config_sha256(cfg), "job_sha256": job.sha256, "job": job.identity(),
             "code_version": provenance.code_version(), "started_at": started,
             "finished_at": provenance.now(), "command": provenance.command_line(),
             "source_file": None, "source_sha256": None, "source_record": None, "notes": None,

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import statistics
 
+from .config import schema_defaults
+
 DEFINITIONS = ("mean_of_rates", "ratio_of_totals")
-DEFAULT_DEFINITION = "mean_of_rates"
+DEFAULT_DEFINITION = schema_defaults("leaderboard")["speedup"]
 MT_BENCH_CATEGORIES = ("writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities")
 # (column id, header as in Spec-Bench's Leaderboard.md, categories)
 TASKS = (

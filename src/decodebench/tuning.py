@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 
 from . import layout
-from .config import TUNE_EXPERIMENT, ConfigError
+from .config import TUNE_EXPERIMENT, ConfigError, config_label
 from .paired import paired_speedup
 from .results import atomic_write_text, file_sha256
 
@@ -42,7 +42,7 @@ def prompt_document(prompt_id: str) -> str:
 def compute_picks(cfg: dict, tuning: dict[str, tuple[str, dict, str]]) -> dict:
     """The picks from the tuning results: `tuning` maps each configuration of the experiment
     ``tune`` to (its result file's path relative to the root, the loaded result, its SHA-256)."""
-    where = cfg.get("_file", "<config>")
+    where = config_label(cfg)
     exp = cfg["experiments"][TUNE_EXPERIMENT]
     missing = sorted(set(exp["methods"]) - set(tuning))
     if missing:
@@ -111,7 +111,7 @@ def read_picks(cfg: dict, root: str | Path = ".") -> tuple[dict, str]:
     if not path.exists():
         raise ConfigError(f"{path}: no tuning picks; run the tuning stage first (`snakemake --cores all "
                           f"{layout.tuned_path(cfg['study'])}`, or `decodebench tune --config "
-                          f"{cfg.get('_file', '<config>')}` after the experiment '{TUNE_EXPERIMENT}')")
+                          f"{config_label(cfg)}` after the experiment '{TUNE_EXPERIMENT}')")
     try:
         picks = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:

@@ -1,4 +1,5 @@
-# One tidy table per experiment (pandas): mean +- sample std over prompts, relative to the baseline.
+# One long-format table per experiment (decodebench.analysis): every per-dataset value, mean over
+# datasets and headline pick, relative to the baseline.
 
 
 rule aggregate:
@@ -13,5 +14,8 @@ rule aggregate:
         "../envs/decodebench.yaml"
     params:
         config_file=CONFIG_FILE,
+        # the files to aggregate (an imported study's input is the import's output folder:
+        # the configured subset of it)
+        results=lambda wildcards: result_files(CFG, wildcards.experiment),
     script:
         "../../scripts/aggregate.py"

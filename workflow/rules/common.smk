@@ -5,7 +5,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from decodebench.config import ConfigError, canonical_hash, check_config, read_yaml
+from decodebench.config import Config, ConfigError, canonical_hash, check_config, read_yaml
 from decodebench.layout import (
     MANIFEST,
     artifacts,
@@ -201,6 +201,6 @@ def import_sources():
     from decodebench.importers import ImportFormatError, source_files
 
     try:
-        return [str(p) for p in source_files({**CFG, "_file": CONFIG_FILE})]
+        return [str(p) for p in source_files(Config(CFG, CONFIG_FILE))]
     except ImportFormatError as exc:
         raise WorkflowError(str(exc)) from None

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import DEFAULT_CV_THRESHOLD
+from ..config import DEFAULT_CV_THRESHOLD, config_label, config_path, config_sha256
 from .artifacts import rule_artifacts, rule_dataset_names, rule_tables
 from .gate import checked_inputs, verify_report
 from .groups import (
@@ -77,7 +77,7 @@ def check_paths(paths: list[Path], cfg: dict | None = None, root: Path = Path(".
     """Run every rule on the result files under `paths` (and, with artifacts=True, on
     paper/generated/, results/MANIFEST.json and paper/*.tex under `root`)."""
     root = Path(root)
-    report = Report(configfile=(cfg or {}).get("_file"), config_sha256=(cfg or {}).get("_sha256"))
+    report = Report(configfile=config_path(cfg or {}), config_sha256=config_sha256(cfg or {}))
     files = find_result_files(paths)
     report.inputs = checked_inputs(root, files, cfg, artifacts)
     _check_threshold(cfg, cv_threshold, report)
@@ -124,7 +124,7 @@ def _check_threshold(cfg: dict | None, cv_threshold: float, report: Report) -> N
     """A measured study that relaxes baseline-stability says so (the paper lists it too)."""
     if cfg is None or cfg.get("import") or cv_threshold <= DEFAULT_CV_THRESHOLD:
         return
-    where = cfg.get("_file", "<config>")
+    where = config_label(cfg)
     report.ran(where, "baseline-stability")
     report.warning(where, "baseline-stability", f"check.cv_threshold is {cv_threshold:g} (expected at most the "
                                                 f"default {DEFAULT_CV_THRESHOLD:g} in a measured study): baselines "

@@ -20,11 +20,12 @@ import statistics
 from collections import defaultdict
 
 from .. import leaderboard
+from ..config import CHECK_DEFAULTS
 from .per_result import REL_TOL, Result
 from .report import Report
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-RUN_TOLERANCE = 0.05  # relative difference of mean tokens/s between runs (default; check.run_tolerance)
+RUN_TOLERANCE = CHECK_DEFAULTS["run_tolerance"]  # relative difference of mean tokens/s between runs
 RUN_Z = 3.0  # and a paired difference this many standard errors from 0: beyond noise
 HALF_DTYPES = {"float16", "bfloat16"}
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import ModuleType
 
 from .. import results
+from ..config import config_label
 
 FORMATS = {
     "dynatree": "dynatree_paper",  # DynaTree paper (cny123222/DynaTree): see docs/import.md
@@ -58,7 +59,7 @@ def import_options(cfg: dict, root: str | Path = ".") -> dict:
     """The format-specific settings of a config's ``import`` block (spec-bench: question file,
     dataset, experiment, {file name: (method configuration, method id)})."""
     spec = cfg["import"]
-    where = cfg.get("_file", "<config>")
+    where = config_label(cfg)
     out = {k: spec[k] for k in ("dataset", "experiment") if k in spec}
     if "questions" in spec:
         out["questions"] = Path(root) / spec["questions"]
@@ -80,7 +81,7 @@ def source_files(cfg: dict, root: str | Path = ".") -> list[Path]:
     ``SOURCE_GLOB`` (``*.json`` unless the module says otherwise) there, sorted."""
     spec = cfg["import"]
     directory = Path(root) / spec["path"]
-    where = cfg.get("_file", "<config>")
+    where = config_label(cfg)
     if not directory.is_dir():
         raise ImportFormatError(f"{where}: import.path: {directory} is not a directory")
     pattern = getattr(get_format(spec["format"]), "SOURCE_GLOB", "*.json")
@@ -101,7 +102,7 @@ def configured_results(cfg: dict) -> list[Path]:
     A method configuration exists for the datasets it lists (with their prompt-length variants
     ``<dataset>_p<L>``), or else for all of its experiment's.
     """
-    where = cfg.get("_file", "<config>")
+    where = config_label(cfg)
     out = []
     for ename, exp in cfg["experiments"].items():
         base = {d: d.rsplit("_p", 1)[0] if "prompt_lengths" in exp else d for d in exp["datasets"]}

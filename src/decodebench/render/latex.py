@@ -15,9 +15,10 @@ from pathlib import Path
 import pandas as pd
 from markupsafe import Markup
 
-# Decimal places per kind of number; a config's `formats` overrides them.
-DEFAULT_FORMATS = {"tokens_per_s": 1, "speedup": 2, "memory_mb": 1, "relative_change_pct": 2,
-                   "ratio": 2, "time_ms": 1, "rate": 2, "count": 1}
+from ..config import schema_defaults
+
+# Decimal places per kind of number (the schema's defaults); a config's `formats` overrides them.
+DEFAULT_FORMATS = schema_defaults("formats")
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
