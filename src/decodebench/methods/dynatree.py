@@ -86,7 +86,8 @@ def shape_for(state: ShapeState, p: DynaTreeParams) -> TreeShape:
         return (cum >= p.early_stop) & ((depth < state.base_depth) | (cum >= p.deep_expand))
 
     return TreeShape(max_depth=p.max_depth, max_nodes=p.max_nodes, tau=p.tau,
-                     num_children=num_children, may_expand=may_expand)
+                     num_children=num_children, may_expand=may_expand,
+                     max_children=max(p.children_confident, p.children_mid, p.children_uncertain))
 
 
 def generate(ctx: GenContext) -> GenerationOutput:
