@@ -150,7 +150,7 @@ def keep_positions(cache, start: int, positions: Sequence[int] | torch.Tensor) -
     """
     positions = positions.tolist() if isinstance(positions, torch.Tensor) else list(positions)
     moved = next((i for i, p in enumerate(positions) if p != start + i), len(positions))
-    index: dict[torch.device, torch.Tensor] = {}
+    index: dict = {}  # device (KVCache rows to move) or ("all", device) (DynamicCache) -> index
     for layer in cache.layers:
         if isinstance(layer, PreallocatedLayer):
             if not layer.is_initialized:
@@ -168,8 +168,8 @@ def keep_positions(cache, start: int, positions: Sequence[int] | torch.Tensor) -
         if not getattr(layer, "is_initialized", True) or layer.keys is None or not layer.keys.numel():
             continue
         device = layer.keys.device
-        if device not in index:
-            index[device] = torch.cat([torch.arange(start, device=device),
-                                       torch.tensor(positions, dtype=torch.long, device=device)])
-        layer.keys = layer.keys.index_select(-2, index[device])
-        layer.values = layer.values.index_select(-2, index[device])
+        if ("all", device) not in index:  # a DynamicCache: the prefix and the kept positions
+            index["all", device] = torch.cat([torch.arange(start, device=device),
+                                              torch.tensor(positions, dtype=torch.long, device=device)])
+        layer.keys = layer.keys.index_select(-2, index["all", device])
+        layer.values = layer.values.index_select(-2, index["all", device])
