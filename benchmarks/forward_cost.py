@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from decodebench.config import load_config
-from decodebench.kvcache import crop_to
+from decodebench.kvcache import KVCache, crop_to
 from decodebench.measurement import synchronize
 from decodebench.models import load_model
 from decodebench.prompts import select_prompts
@@ -62,7 +62,8 @@ def time_widths(model, prompt: list[int], widths: list[int], repeats: int) -> di
     device; CUDA: synchronised before and after each timed forward). `prompt` has >= max(widths) ids."""
     device = model.device
     ids = torch.tensor([prompt], dtype=torch.long, device=device)
-    cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+    cache = KVCache(ids.shape[1] + max(widths))  # the methods' cache: a forward writes in place
+    model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
     context = ids.shape[1]
     out = {}
     for n in widths:

@@ -85,17 +85,24 @@ class Tree:
         return path[::-1]
 
 
-def ancestor_matrix(parents: list[int]) -> torch.Tensor:
-    """anc[i, j] = node j is node i or one of its ancestors. # [n, n] bool, on CPU."""
+def ancestor_matrix(parents: list[int], device: torch.device | str | None = None) -> torch.Tensor:
+    """anc[i, j] = node j is node i or one of its ancestors. # [n, n] bool, on `device` (CPU if None)
+
+    Built on the device in depth(tree) steps, a number known on the host, so it never waits
+    for the device (the loop used to test ``(cur >= 0).any()`` on the host each step)."""
+    depth = [0] * len(parents)
+    for i, p in enumerate(parents):
+        depth[i] = depth[p] + 1 if p >= 0 else 0
     n = len(parents)
-    parent = torch.tensor(parents, dtype=torch.long)
-    anc = torch.eye(n, dtype=torch.bool)
-    rows = torch.arange(n)
-    cur = parent.clone()
-    while bool((cur >= 0).any()):
+    parent = torch.tensor(parents, dtype=torch.long, device=device)
+    anc = torch.eye(n, dtype=torch.bool, device=parent.device)
+    rows = torch.arange(n, device=parent.device)
+    cur = parent
+    for _ in range(max(depth, default=0)):  # cur = each node's ancestor one level further up (-1: none)
         valid = cur >= 0
-        anc[rows[valid], cur[valid]] = True
-        cur = torch.where(valid, parent[cur.clamp(min=0)], cur)
+        at = cur.clamp(min=0)
+        anc[rows, at] |= valid
+        cur = torch.where(valid, parent[at], cur)
     return anc
 
 
@@ -104,12 +111,15 @@ def tree_attention_mask(anc: torch.Tensor, prefix_len: int, key_nodes: list[int]
     """Additive mask for a forward of `query_nodes` over a cache holding a prefix of
     `prefix_len` positions followed by `key_nodes` (in cache order; the queries' own keys are
     the last ones, so `key_nodes` ends with `query_nodes`). # [1, 1, queries, prefix_len + keys]
-    """
-    q, k = torch.tensor(query_nodes, dtype=torch.long), torch.tensor(key_nodes, dtype=torch.long)
-    visible = torch.cat([torch.ones(len(query_nodes), prefix_len, dtype=torch.bool),
-                         anc[q][:, k]], dim=1)  # [queries, prefix_len + keys]
-    mask = torch.zeros(visible.shape, dtype=dtype).masked_fill_(~visible, torch.finfo(dtype).min)
-    return mask[None, None].to(device)
+
+    Built where `anc` lives (``ancestor_matrix(parents, device)``: on the model's device); only
+    the two node lists travel from the host."""
+    anc = anc.to(device)
+    q = torch.tensor(query_nodes, dtype=torch.long, device=device)
+    k = torch.tensor(key_nodes, dtype=torch.long, device=device)
+    mask = torch.zeros((len(query_nodes), prefix_len + len(key_nodes)), dtype=dtype, device=device)
+    mask[:, prefix_len:].masked_fill_(~anc[q[:, None], k[None, :]], torch.finfo(dtype).min)
+    return mask[None, None]
 
 
 def tree_position_ids(tree: Tree, nodes: list[int], root_position: int, device: torch.device) -> torch.Tensor:

@@ -77,16 +77,17 @@ def shape_for(state: ShapeState, p: DynaTreeParams) -> TreeShape:
                                       max_nodes=p.max_nodes))
 
     def num_children(top1: torch.Tensor) -> torch.Tensor:  # [m] -> [m]
+        # torch.where, not boolean-mask assignment (a nonzero, i.e. a host synchronisation, on CUDA)
         counts = torch.full_like(top1, p.children_mid, dtype=torch.long)
-        counts[top1 > state.high_conf] = p.children_confident
-        counts[top1 < state.low_conf] = p.children_uncertain
-        return counts
+        counts = torch.where(top1 > state.high_conf, p.children_confident, counts)
+        return torch.where(top1 < state.low_conf, p.children_uncertain, counts)
 
     def may_expand(cum: torch.Tensor, depth: int) -> torch.Tensor:  # [m] -> [m] bool
         return (cum >= p.early_stop) & ((depth < state.base_depth) | (cum >= p.deep_expand))
 
     return TreeShape(max_depth=p.max_depth, max_nodes=p.max_nodes, tau=p.tau,
-                     num_children=num_children, may_expand=may_expand)
+                     num_children=num_children, may_expand=may_expand,
+                     max_children=max(p.children_confident, p.children_mid, p.children_uncertain))
 
 
 def generate(ctx: GenContext) -> GenerationOutput:

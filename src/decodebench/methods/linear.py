@@ -40,14 +40,20 @@ acceptance are unchanged, so the output still equals greedy AR's.
 Oracle draft mode (``oracle_alpha`` = alpha, default None = off; ``methods.oracle``): each model
 draft d_i is, with probability alpha, replaced by greedy AR's token at its position before the
 draft is fed it (the draft's forwards are unchanged); needs ``ctx.oracle_ids``.
+
+On the device (docs/methods.md, "Loops on the device"): both caches are ``kvcache.KVCache``s
+(capacity prompt + max_new_tokens + the widest round, written in place; a crop sets the
+length), seq lives in a preallocated device buffer, and drafting never reads a token on the
+host: each draft token is fed back as a device tensor. A round synchronises with the device
+once, when it reads the target's choices together with the drafts (one ``.tolist()``) to
+commit them; lookup works on a host copy of seq, extended with each commit.
 """
 
 from __future__ import annotations
 
 import torch
-from transformers import DynamicCache
 
-from ..kvcache import cache_length, crop_to
+from ..kvcache import KVCache, cache_length, capacity_for, crop_to
 from ..method_params import LinearParams  # noqa: F401 (the method's parameters, declared there)
 from . import GenContext, GenerationOutput, greedy
 from .oracle import Oracle
@@ -70,7 +76,7 @@ def _vocab_size(model) -> int:
 
 
 @torch.inference_mode()
-def propose(draft, cache: DynamicCache, seq: torch.Tensor, k: int, vocab_size: int,
+def propose(draft, cache: KVCache, seq: torch.Tensor, k: int, vocab_size: int,
             oracle: Oracle | None = None, position: int = 0) -> torch.Tensor:
     """k greedy draft tokens after `seq` [1, n], appending to the draft's `cache`. -> [1, k]
 
@@ -95,37 +101,46 @@ def propose(draft, cache: DynamicCache, seq: torch.Tensor, k: int, vocab_size: i
 def generate(ctx: GenContext) -> GenerationOutput:
     if ctx.draft is None:
         raise ValueError("method 'linear' needs a draft model (models.draft in the config)")
-    target, draft, budget = ctx.target, ctx.draft, ctx.budget
+    target, draft, budget, p = ctx.target, ctx.draft, ctx.budget, ctx.params
     vocab_size = _vocab_size(target)
     oracle = Oracle.of(ctx)
-    target_cache, draft_cache = DynamicCache(), DynamicCache()
-    seq = ctx.prompt_ids  # [1, n]: prompt + committed tokens
+    capacity = capacity_for(ctx.prompt_ids, budget.max_new_tokens, max(p.k, p.lookup_tokens if p.lookup else 0) + 1)
+    target_cache, draft_cache = KVCache(capacity), KVCache(capacity)
+    ids = ctx.prompt_ids.new_empty((1, capacity))  # [1, capacity]: prompt + committed tokens, on the device
+    n = ctx.prompt_ids.shape[1]  # committed length of `ids`
+    ids[:, :n] = ctx.prompt_ids
+    host_seq = ctx.prompt_ids[0].tolist() if p.lookup else None  # lookup's copy of ids[:n], kept on the host
     new_ids: list[int] = []
     done = False
     while not done:
         room = budget.max_new_tokens - len(new_ids) - 1
         with ctx.phase("draft"):
-            found = lookup(seq[0].tolist(), ctx.params.lookup, min(ctx.params.lookup_tokens, room)) \
-                if ctx.params.lookup and room > 0 else []
+            found = lookup(host_seq, p.lookup, min(p.lookup_tokens, room)) if host_seq is not None and room > 0 else []
             if found:  # the draft model does not run; its cache catches up in its next round
-                drafts = seq.new_tensor([found])  # [1, k]
+                drafts = ids.new_tensor([found])  # [1, k]
             else:
-                drafts = propose(draft, draft_cache, seq, min(ctx.params.k, room), vocab_size,
+                drafts = propose(draft, draft_cache, ids[:, :n], min(p.k, room), vocab_size,
                                  oracle, len(new_ids))  # [1, k]
             k = drafts.shape[1]
         with ctx.phase("verify"):
-            fed = torch.cat([seq[:, cache_length(target_cache):], drafts], dim=1)  # [1, m + k]
+            fed = torch.cat([ids[:, cache_length(target_cache):n], drafts], dim=1)  # [1, m + k]
             logits = target(input_ids=fed, past_key_values=target_cache, use_cache=True,
                             logits_to_keep=k + 1).logits  # [1, k + 1, vocab]
             choice = greedy(logits[0])  # [k + 1]: the target's token after seq + d_1..d_i
-            matches = int((choice[:k] == drafts[0]).int().cumprod(dim=0).sum())
-            commit = choice[:matches + 1].tolist()
+            # the round's one host synchronisation: the target's choices and the drafts, together
+            row = torch.cat([choice, drafts[0]]).tolist()
+            targets, proposed = row[:k + 1], row[k + 1:]
+            matches = next((i for i in range(k) if proposed[i] != targets[i]), k)
+            commit = targets[:matches + 1]
             eos_at = next((i for i, t in enumerate(commit) if budget.is_eos(t)), None)
             if eos_at is not None:
                 commit = commit[:eos_at + 1]
-            seq = torch.cat([seq, choice[None, :len(commit)]], dim=1)
-            crop_to(target_cache, seq.shape[1] - 1)
-            crop_to(draft_cache, min(cache_length(draft_cache), seq.shape[1] - 1))
+            ids[:, n:n + len(commit)] = choice[None, :len(commit)]
+            n += len(commit)
+            crop_to(target_cache, n - 1)
+            crop_to(draft_cache, n - 1)  # a no-op when the draft's cache is shorter
+        if host_seq is not None:
+            host_seq.extend(commit)
         new_ids.extend(commit)
         ctx.commit(len(commit))
         ctx.add_round(Round(proposed=k, accepted=min(matches, len(commit)), depth=k))

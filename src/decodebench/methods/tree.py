@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .. import tree as T
-from ..kvcache import cache_length, keep_positions
+from ..kvcache import KVCache, cache_length, capacity_for, keep_positions
 from ..method_params import TreeParams
 from . import GenContext, GenerationOutput, greedy
 from .oracle import Oracle
@@ -62,15 +62,43 @@ class TreeShape:
     tau: float
     num_children: Callable[[torch.Tensor], torch.Tensor]  # top-1 draft prob at nodes [m] -> children [m]
     may_expand: Callable[[torch.Tensor, int], torch.Tensor]  # (cumulative prob [m], depth) -> bool [m]
+    max_children: int  # the most children num_children gives a node (the top-k width, fixed per shape)
 
 
 @dataclass
 class DraftState:
     model: PreTrainedModel
-    cache: object  # DynamicCache over the committed tokens except `pending`
+    cache: object  # KVCache over the committed tokens except `pending`
     pending: list[int]  # committed tokens the draft has not been fed yet; the last is the root
     prefix_len: int | None = None  # this round: cache length once `pending` was fed (root included)
     slots: dict[int, int] = field(default_factory=dict)  # this round: tree node -> its index among the nodes fed after the prefix
+
+
+def expand_level(logits: torch.Tensor, frontier_logprobs: torch.Tensor, shape: TreeShape, depth: int,
+                 room: int) -> list[tuple[int, int, float, bool]]:
+    """One level of the tree, chosen on the device and read in ONE host synchronisation.
+
+    `logits` [m, vocab] are the draft's at the m frontier nodes, `frontier_logprobs` [m] their
+    cumulative log-probs; `room` = draft nodes the tree may still add. Each frontier node
+    offers its top ``num_children`` tokens; a child survives if its cumulative probability is
+    >= tau; the survivors are ranked by cumulative log-prob (descending, ties in frontier then
+    top-k order) and the first `room` form the level. Returns, per level node in that order,
+    (frontier row of its parent, token, cumulative log-prob, may it be expanded)."""
+    logprobs = torch.log_softmax(logits.float(), dim=-1)  # [m, vocab]
+    counts = shape.num_children(logprobs.max(dim=-1).values.exp())  # [m]
+    width = min(shape.max_children, logprobs.shape[-1])
+    top_lp, top_tok = logprobs.topk(width, dim=-1)  # [m, width]
+    cum = (frontier_logprobs[:, None] + top_lp).flatten()  # [m * width]
+    keep = (torch.arange(width, device=cum.device)[None, :] < counts[:, None]).flatten() & (cum.exp() >= shape.tau)
+    # survivors first, each group by cumulative log-prob: two stable sorts (a survivor at -inf,
+    # possible with tau = 0, still ranks before every pruned child)
+    order = torch.argsort(cum, descending=True, stable=True)
+    order = order[torch.argsort(keep[order].to(torch.uint8), descending=True, stable=True)][:room]
+    cum = cum[order]
+    # every field is exact in float32 (rows and token ids < 2**24): one tensor, one transfer
+    level = torch.stack([(order // width).float(), top_tok.flatten()[order].float(), cum,
+                         keep[order].float(), shape.may_expand(cum.exp(), depth).float()]).tolist()
+    return [(int(r), int(t), c, bool(e)) for r, t, c, k, e in zip(*level) if k]
 
 
 def grow_tree(draft: DraftState, shape: TreeShape, max_depth: int, oracle: Oracle | None = None,
@@ -78,7 +106,9 @@ def grow_tree(draft: DraftState, shape: TreeShape, max_depth: int, oracle: Oracl
     """Draft a tree under the root `draft.pending[-1]`, at most `max_depth` levels deep.
 
     With an `oracle`, the first-path node at depth d may get AR's token at output position
-    `root_position` + d (the root's position: len(committed) - 1) before it is fed."""
+    `root_position` + d (the root's position: len(committed) - 1) before it is fed.
+    Host synchronisations: one per level (``expand_level``), none for masks and positions
+    (built on the draft's device)."""
     tree = T.Tree.rooted(draft.pending[-1])
     lead: int | None = 0  # the first path's node at the previous level
     draft.prefix_len, draft.slots = None, {}
@@ -91,30 +121,22 @@ def grow_tree(draft: DraftState, shape: TreeShape, max_depth: int, oracle: Oracl
     logits = out.logits[0]  # [frontier, vocab]: the root's
     frontier = [0]
     for depth in range(1, max_depth + 1):
-        logprobs = torch.log_softmax(logits.float(), dim=-1)  # [m, vocab]
-        counts = shape.num_children(logprobs.max(dim=-1).values.exp())  # [m]
-        top_lp, top_tok = logprobs.topk(min(int(counts.max()), logprobs.shape[-1]), dim=-1)  # [m, k]
-        cum = torch.tensor([tree.logprobs[i] for i in frontier], device=logprobs.device)[:, None] + top_lp
-        keep = torch.arange(top_lp.shape[1], device=cum.device)[None, :] < counts[:, None]
-        keep &= cum.exp() >= shape.tau  # [m, k]
-        order = torch.argsort(cum[keep], descending=True)[: shape.max_nodes - tree.num_draft_nodes]
-        parent_row = torch.nonzero(keep)[:, 0][order].tolist()
-        tokens, cums = top_tok[keep][order].tolist(), cum[keep][order].tolist()
-        level = [tree.add(frontier[r], t, c) for r, t, c in zip(parent_row, tokens, cums)]
+        frontier_logprobs = torch.tensor([tree.logprobs[i] for i in frontier], device=logits.device)  # [m]
+        chosen = expand_level(logits, frontier_logprobs, shape, depth, shape.max_nodes - tree.num_draft_nodes)
+        level = [tree.add(frontier[r], t, c) for r, t, c, _ in chosen]
         if oracle is not None and lead is not None:  # the level is in order of cumulative probability
             lead = next((n for n in level if tree.parents[n] == lead), None)
             if lead is not None and (true := oracle.replacement(root_position + depth)) is not None:
                 tree.replace_token(lead, true)
         if not level or depth == max_depth or tree.num_draft_nodes >= shape.max_nodes:
             break
-        expand = shape.may_expand(torch.tensor(cums).exp(), depth).tolist()
-        frontier = [n for n, e in zip(level, expand) if e]
+        frontier = [n for n, (*_, expand) in zip(level, chosen) if expand]
         lead = lead if lead in frontier else None
         if not frontier:
             break
         for n in frontier:
             draft.slots[n] = len(draft.slots)  # fed in this order, after the prefix
-        mask = T.tree_attention_mask(T.ancestor_matrix(tree.parents), draft.prefix_len, list(draft.slots),
+        mask = T.tree_attention_mask(T.ancestor_matrix(tree.parents, device), draft.prefix_len, list(draft.slots),
                                      frontier, model.dtype, device)
         positions = T.tree_position_ids(tree, frontier, draft.prefix_len - 1, device)
         logits = model(input_ids=torch.tensor([[tree.tokens[i] for i in frontier]], device=device),
@@ -130,23 +152,24 @@ def commit_draft(draft: DraftState, tree: T.Tree, path: list[int], next_token: i
         draft.pending += accepted + [next_token]
         return
     fed = [i for i in path if i in draft.slots]  # a prefix of the path: every parent was fed
-    keep_positions(draft.cache, draft.prefix_len,
-                   draft.prefix_len + torch.tensor([draft.slots[i] for i in fed], dtype=torch.long))
+    keep_positions(draft.cache, draft.prefix_len, [draft.prefix_len + draft.slots[i] for i in fed])
     draft.pending = accepted[len(fed):] + [next_token]
 
 
 def verify_tree(target: PreTrainedModel, cache, tree: T.Tree) -> tuple[list[int], int]:
-    """One target forward over root + draft nodes; keep the accepted path in `cache`."""
+    """One target forward over root + draft nodes; keep the accepted path in `cache`.
+    One host synchronisation: the target's choices at every node (``.tolist()``)."""
     device = target.device
     prefix_len = cache_length(cache)
     nodes = list(range(len(tree)))
-    mask = T.tree_attention_mask(T.ancestor_matrix(tree.parents), prefix_len, nodes, nodes, target.dtype, device)
+    mask = T.tree_attention_mask(T.ancestor_matrix(tree.parents, device), prefix_len, nodes, nodes,
+                                 target.dtype, device)
     logits = target(input_ids=torch.tensor([tree.tokens], device=device), attention_mask=mask,
                     position_ids=T.tree_position_ids(tree, nodes, prefix_len, device),
                     past_key_values=cache, use_cache=True).logits  # [1, nodes, vocab]
     path, next_token = T.longest_accepted_path(tree, greedy(logits[0]).tolist())
     # keep prefix + root, then the accepted nodes (node i sits at prefix_len + i)
-    keep_positions(cache, prefix_len + 1, prefix_len + torch.tensor(path, dtype=torch.long))
+    keep_positions(cache, prefix_len + 1, [prefix_len + i for i in path])
     return path, next_token
 
 
@@ -159,14 +182,16 @@ def speculate(ctx: GenContext, next_shape: Callable[[], TreeShape],
     for model in (ctx.target, ctx.draft):
         T.check_tree_attention(model)
     budget = ctx.budget
+    # the most positions a round appends beyond the committed tokens: the root and max_nodes nodes
+    capacity = capacity_for(ctx.prompt_ids, budget.max_new_tokens, ctx.params.max_nodes + 1)
     with ctx.phase("prefill"):
-        out = ctx.target(input_ids=ctx.prompt_ids, use_cache=True, logits_to_keep=1)
-        cache = out.past_key_values
+        cache = KVCache(capacity)
+        out = ctx.target(input_ids=ctx.prompt_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
         new_ids = [int(greedy(out.logits[0, -1]))]
     ctx.commit(1)
     with ctx.phase("prefill"):
-        draft = DraftState(ctx.draft, ctx.draft(input_ids=ctx.prompt_ids, use_cache=True,
-                                                logits_to_keep=1).past_key_values, pending=[new_ids[-1]])
+        draft = DraftState(ctx.draft, KVCache(capacity), pending=[new_ids[-1]])
+        ctx.draft(input_ids=ctx.prompt_ids, past_key_values=draft.cache, use_cache=True, logits_to_keep=1)
     oracle = Oracle.of(ctx)
     depths = []
     while len(new_ids) < budget.max_new_tokens and not budget.is_eos(new_ids[-1]):
@@ -197,7 +222,7 @@ def speculate(ctx: GenContext, next_shape: Callable[[], TreeShape],
 def fixed_shape(p: TreeParams) -> TreeShape:
     return TreeShape(max_depth=p.depth, max_nodes=p.max_nodes, tau=p.tau,
                      num_children=lambda top1: torch.full_like(top1, p.branching, dtype=torch.long),
-                     may_expand=lambda cum, depth: torch.ones_like(cum, dtype=torch.bool))
+                     may_expand=lambda cum, depth: torch.ones_like(cum, dtype=torch.bool), max_children=p.branching)
 
 
 def generate(ctx: GenContext) -> GenerationOutput:
