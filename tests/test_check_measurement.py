@@ -176,3 +176,28 @@ def test_memory_model_is_not_applicable_without_a_warm_up(tmp_path):
     report = run(tmp_path, [mutate(make_result("ar"), no_warmup)])
     assert report.checked[(AR, "memory-model")] == "not-applicable"
     assert any("no warm-up" in f.message for f in report.findings if f.rule == "memory-model")
+
+
+def test_memory_model_follows_the_cache_a_method_keeps():
+    """A preallocated KVCache (ar, linear, tree, dynatree) has no concatenation transient, and on
+    CUDA its whole capacity is allocated; transformers' own loops grow a DynamicCache."""
+    from decodebench.memory_model import expected_overhead
+
+    def expected(name, method_id, memory_kind, params=None):
+        r = make_result(name, method_id)
+        r["models"]["target"]["shape"] = dict(SMOLLM2)
+        r["models"]["draft"] = None
+        r["environment"]["memory_kind"] = memory_kind
+        r["method"]["params"] = params or {}
+        return r, expected_overhead(r, r["records"][0])
+
+    per_position = 2 * SMOLLM2["layers"] * SMOLLM2["kv_heads"] * SMOLLM2["head_dim"] * 4  # float32
+    r, ar = expected("ar", "ar", "process_rss")
+    rec = r["records"][0]
+    assert ar.components["kv_growth"] == 0
+    assert ar.components["kv_target"] == per_position * (rec["prompt_tokens"] + rec["new_tokens"])
+    _, hf = expected("hf", "hf_assisted", "process_rss")
+    assert hf.components["kv_growth"] > 0
+    r, tree = expected("dt", "dynatree", "cuda_allocated", {"max_nodes": 40})
+    capacity = rec["prompt_tokens"] + r["protocol"]["max_new_tokens"] + 41  # the root and 40 nodes
+    assert tree.components["kv_target"] == per_position * capacity

@@ -10,8 +10,13 @@ Components (bytes; b = the weights' dtype size, f = 4 for float32):
   the most draft positions a verification appends before the cache is cropped or compacted
   (max proposed per round + 1; 0 for AR);
 - ``kv_draft``: the same for the draft's shape (methods with a draft);
-- ``kv_growth``: one layer's keys and values at full length, twice: a ``DynamicCache``
-  grows by concatenation, so the old and the new tensor of a layer coexist for a moment;
+  Methods with a preallocated cache (``kvcache.KVCache``: ar, linear, tree, dynatree;
+  ``method_params.cache_width``) allocate prompt + max_new_tokens + width positions at once:
+  on CUDA all of them count (``cuda_allocated``), on CPU only the pages a forward writes
+  (``process_rss``: the touched positions above);
+- ``kv_growth``: methods with a growing ``DynamicCache`` (transformers' loops) only: one
+  layer's keys and values at full length, twice (concatenation: the old and the new tensor of
+  a layer coexist for a moment);
 - ``logits``: rows x vocab x (b + f), rows = the most positions one target forward scores
   under the one prefill policy (1 for AR and a prefill; max proposed + 1 for a verification)
   and the float32 copy decisions are taken on; trees add a float32 log-softmax per frontier row
@@ -33,6 +38,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TypeGuard
+
+from .method_params import CACHE_WIDTH, cache_width
 
 MB = 1024 * 1024
 PAGE_BYTES = 4096
@@ -87,9 +94,14 @@ def expected_overhead(result: dict, record: dict) -> Expected | None:
     extra = max(proposed) + 1 if proposed else 0
     rows = max(1, extra)
     positions = prompt + new + extra
+    # our own loops' caches (an imported result's method is someone else's implementation)
+    ours = result.get("kind", "measured") == "measured" and method["id"] in CACHE_WIDTH
+    width = cache_width(method["id"], method.get("params") or {}) if ours else None
+    if width is not None and result["environment"].get("memory_kind") == "cuda_allocated":
+        positions = prompt + result["protocol"]["max_new_tokens"] + width  # allocated whole
     parts = {
         "kv_target": _kv_bytes(target, b, positions),
-        "kv_growth": 2 * _kv_bytes({**target, "layers": 1}, b, positions),
+        "kv_growth": 0 if width is not None else 2 * _kv_bytes({**target, "layers": 1}, b, positions),
         "logits": rows * target["vocab"] * (b + FLOAT32),
         "activations": _activations(target, b, prompt),
     }

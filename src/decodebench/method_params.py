@@ -211,6 +211,32 @@ def make_params(params_cls: type, method_id: str, params: dict) -> Any:
     return obj
 
 
+# Methods whose loops own a preallocated KV cache (kvcache.KVCache): method id -> the positions
+# one forward may append beyond the committed tokens (a verification's drafts, a tree's nodes).
+# The methods size their caches with it and the memory model (check rule memory-model) reads it.
+def _linear_width(p: LinearParams) -> int:
+    return max(p.k, p.lookup_tokens if p.lookup else 0) + 1
+
+
+def _tree_width(p: TreeParams | DynaTreeParams) -> int:
+    return p.max_nodes + 1
+
+
+CACHE_WIDTH = {"ar": lambda p: 0, "linear": _linear_width, "tree": _tree_width, "dynatree": _tree_width}
+
+
+def cache_width(method_id: str, params: Any) -> int | None:
+    """Positions beyond the committed tokens a method's preallocated KV cache holds (its
+    capacity is prompt + max_new_tokens + this); None: the method keeps a growing cache
+    (transformers' loops, multi-sample stores). `params`: the params object or a dict."""
+    width = CACHE_WIDTH.get(method_id)
+    if width is None:
+        return None
+    if isinstance(params, dict):
+        params = PARAMS[method_id](**params)
+    return width(params)
+
+
 def resolve_params(method_id: str, params: dict) -> dict:
     """Every parameter of an implemented method with defaults filled in (ValueError for an
     unknown method id)."""

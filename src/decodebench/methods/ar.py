@@ -17,13 +17,14 @@ from __future__ import annotations
 import torch
 
 from ..kvcache import KVCache, capacity_for
+from ..method_params import CACHE_WIDTH
 from . import GenContext, GenerationOutput, greedy
 
 
 @torch.inference_mode()
 def generate(ctx: GenContext) -> GenerationOutput:
     model = ctx.target
-    cache = KVCache(capacity_for(ctx.prompt_ids, ctx.budget.max_new_tokens, 0))
+    cache = KVCache(capacity_for(ctx.prompt_ids, ctx.budget.max_new_tokens, CACHE_WIDTH["ar"](None)))
     out = model(input_ids=ctx.prompt_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
     token = greedy(out.logits[:, -1, :])[:, None]  # [1, 1]
     new_ids = [int(token)]

@@ -54,7 +54,10 @@ from __future__ import annotations
 import torch
 
 from ..kvcache import KVCache, cache_length, capacity_for, crop_to
-from ..method_params import LinearParams  # noqa: F401 (the method's parameters, declared there)
+from ..method_params import (
+    CACHE_WIDTH,
+    LinearParams,  # noqa: F401 (the method's parameters, declared there)
+)
 from . import GenContext, GenerationOutput, greedy
 from .oracle import Oracle
 from .speculative import Round
@@ -104,7 +107,7 @@ def generate(ctx: GenContext) -> GenerationOutput:
     target, draft, budget, p = ctx.target, ctx.draft, ctx.budget, ctx.params
     vocab_size = _vocab_size(target)
     oracle = Oracle.of(ctx)
-    capacity = capacity_for(ctx.prompt_ids, budget.max_new_tokens, max(p.k, p.lookup_tokens if p.lookup else 0) + 1)
+    capacity = capacity_for(ctx.prompt_ids, budget.max_new_tokens, CACHE_WIDTH["linear"](p))
     target_cache, draft_cache = KVCache(capacity), KVCache(capacity)
     ids = ctx.prompt_ids.new_empty((1, capacity))  # [1, capacity]: prompt + committed tokens, on the device
     n = ctx.prompt_ids.shape[1]  # committed length of `ids`

@@ -45,7 +45,7 @@ import torch
 
 from .. import tree as T
 from ..kvcache import KVCache, cache_length, capacity_for, keep_positions
-from ..method_params import TreeParams
+from ..method_params import CACHE_WIDTH, TreeParams
 from . import GenContext, GenerationOutput, greedy
 from .oracle import Oracle
 from .speculative import Round
@@ -183,7 +183,7 @@ def speculate(ctx: GenContext, next_shape: Callable[[], TreeShape],
         T.check_tree_attention(model)
     budget = ctx.budget
     # the most positions a round appends beyond the committed tokens: the root and max_nodes nodes
-    capacity = capacity_for(ctx.prompt_ids, budget.max_new_tokens, ctx.params.max_nodes + 1)
+    capacity = capacity_for(ctx.prompt_ids, budget.max_new_tokens, CACHE_WIDTH["tree"](ctx.params))  # dynatree: the same width
     with ctx.phase("prefill"):
         cache = KVCache(capacity)
         out = ctx.target(input_ids=ctx.prompt_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
