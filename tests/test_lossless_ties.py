@@ -67,7 +67,7 @@ def test_a_mismatch_at_a_constructed_tie_is_a_warning(tiny_config, tiny_models, 
 
 
 def test_tree_positions_off_by_one_is_an_error_in_float16(tiny_config, tiny_models, tmp_path, monkeypatch):
-    import decodebench.tree as T
+    import decodebench.token_tree as T
 
     right = T.tree_position_ids
     monkeypatch.setattr(T, "tree_position_ids", lambda tree, nodes, root, device: right(tree, nodes, root + 1, device))

@@ -7,7 +7,7 @@ import torch
 import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from decodebench import tree as T
+from decodebench import token_tree as T
 from decodebench.config import load_config
 from decodebench.harness import run_job
 from decodebench.kvcache import keep_positions

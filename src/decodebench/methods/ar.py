@@ -18,7 +18,7 @@ import torch
 
 from ..kvcache import KVCache, capacity_for
 from ..method_params import CACHE_WIDTH
-from . import GenContext, GenerationOutput, greedy
+from .base import GenContext, GenerationOutput, greedy
 
 
 @torch.inference_mode()

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import torch
 
 from ..method_params import DynaTreeParams, TreeParams
-from . import GenContext, GenerationOutput
+from .base import GenContext, GenerationOutput
 from .speculative import Round
 from .tree import TreeShape, fixed_shape, speculate
 

@@ -49,7 +49,7 @@ import torch
 
 from ..method_params import EABParams  # noqa: F401 (the method's parameters, declared there)
 from ..multisample import STORES, generator, make_store, next_token_distribution, normalised_entropy, sample
-from . import GenContext, GenerationOutput
+from .base import GenContext, GenerationOutput
 
 
 @dataclass

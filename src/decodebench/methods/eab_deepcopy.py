@@ -8,7 +8,8 @@ algorithm, parameters and defaults: ``decodebench.methods.eab``.
 
 from __future__ import annotations
 
-from . import GenContext, GenerationOutput, eab
+from . import eab
+from .base import GenContext, GenerationOutput
 
 
 def generate(ctx: GenContext) -> GenerationOutput:

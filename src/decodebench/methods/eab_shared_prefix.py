@@ -8,7 +8,8 @@ SharedPrefixStore``). Alias: ``eab_cow`` (the old id). The algorithm, parameters
 
 from __future__ import annotations
 
-from . import GenContext, GenerationOutput, eab
+from . import eab
+from .base import GenContext, GenerationOutput
 
 
 def generate(ctx: GenContext) -> GenerationOutput:

@@ -46,7 +46,7 @@ from transformers import GenerationMixin
 from transformers.generation.streamers import BaseStreamer
 
 from ..method_params import HFAssistedParams  # noqa: F401 (the method's parameters, declared there)
-from . import GenContext, GenerationOutput
+from .base import GenContext, GenerationOutput
 from .speculative import Round
 
 

@@ -58,7 +58,7 @@ from ..method_params import (
     CACHE_WIDTH,
     LinearParams,  # noqa: F401 (the method's parameters, declared there)
 )
-from . import GenContext, GenerationOutput, greedy
+from .base import GenContext, GenerationOutput, greedy
 from .oracle import Oracle
 from .speculative import Round
 

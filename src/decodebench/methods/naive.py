@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from ..multisample import Samples, sample_rows
-from . import GenContext, GenerationOutput
+from .base import GenContext, GenerationOutput
 
 
 @torch.inference_mode()

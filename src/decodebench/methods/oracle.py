@@ -35,7 +35,7 @@ import torch
 
 from ..measurement import Unmeasured
 from ..method_params import check_oracle_alpha  # noqa: F401 (declared with the parameters)
-from . import Budget, GenContext
+from .base import Budget, GenContext
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel

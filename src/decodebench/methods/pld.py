@@ -18,7 +18,7 @@ committed; the draft phase is the lookup, the verify phase the target forward an
 from __future__ import annotations
 
 from ..method_params import PLDParams  # noqa: F401 (the method's parameters, declared there)
-from . import GenContext, GenerationOutput
+from .base import GenContext, GenerationOutput
 from .hf_assisted import hf_generate
 
 

@@ -18,7 +18,7 @@ import torch
 
 from ..method_params import SharedPrefillParams  # noqa: F401 (the method's parameters, declared there)
 from ..multisample import sample_rows
-from . import GenContext, GenerationOutput
+from .base import GenContext, GenerationOutput
 
 
 @torch.inference_mode()

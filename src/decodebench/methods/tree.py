@@ -12,7 +12,7 @@ Each round (``speculate``), with the last committed token as the tree's root:
    and its own ancestors only; siblings never see each other), until depth ``depth``.
    The nodes of the last level are not fed (their children are not needed).
 2. Verify: the target feeds the root and all draft nodes in ONE forward, node at depth d at
-   position prefix_len + d, with the tree mask (``decodebench.tree``). Its argmax at each
+   position prefix_len + d, with the tree mask (``decodebench.token_tree``). Its argmax at each
    node is its greedy choice after that node's path.
 3. Commit the longest path the target agrees with, from the root, plus the target's own
    token after it. The target's cache keeps the prefix, the root and the accepted nodes'
@@ -43,10 +43,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .. import tree as T
+from .. import token_tree as T
 from ..kvcache import KVCache, cache_length, capacity_for, keep_positions
 from ..method_params import CACHE_WIDTH, TreeParams
-from . import GenContext, GenerationOutput, greedy
+from .base import GenContext, GenerationOutput, greedy
 from .oracle import Oracle
 from .speculative import Round
 
