@@ -17,8 +17,9 @@ import yaml
 from decodebench import results
 from decodebench.cli import main
 from decodebench.config import Config, load_config, validate_config
-from decodebench.importers import FORMATS, ImportFormatError, configured_results, convert, source_files, write_results
+from decodebench.importers import FORMATS, ImportFormatError, convert, source_files, write_results
 from decodebench.importers.dynatree_paper import PHASE_SWITCHES, ParsedName, Unsupported, config_name, parse_method_name
+from decodebench.layout import configured_results
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared/external/dynatree/results"
@@ -403,16 +404,20 @@ def test_every_configured_result_is_imported_with_its_method(imported):
 
 
 def test_configured_results_honours_method_datasets_and_names_bad_ones():
-    cfg = Config({"experiments": {
+    from decodebench.config import ConfigError, check_references
+
+    cfg = Config({"datasets": {"a": {}, "b": {}}, "experiments": {
         "main": {"datasets": ["a", "b"], "baseline": "ar",
                  "methods": {"ar": {"method": "ar"}, "x": {"method": "linear", "datasets": ["b"]}}},
         "pl": {"datasets": ["a_p10", "a_p20"], "prompt_lengths": [10, 20], "baseline": "ar",
                "methods": {"ar": {"method": "ar", "datasets": ["a"]}}}}}, "c.yaml")
+    cfg["datasets"].update({"a_p10": {}, "a_p20": {}})
+    check_references(cfg, "c.yaml")
     assert [str(p) for p in configured_results(cfg)] == [
         "main/a/ar.json", "main/b/ar.json", "main/b/x.json", "pl/a_p10/ar.json", "pl/a_p20/ar.json"]
     cfg["experiments"]["main"]["methods"]["x"]["datasets"] = ["c"]
-    with pytest.raises(ImportFormatError, match=r"c.yaml: experiments.main.methods.x.datasets: c not among"):
-        configured_results(cfg)
+    with pytest.raises(ConfigError, match=r"(?s)c.yaml.*experiments.main.methods.x.datasets: c not among"):
+        check_references(cfg, "c.yaml")
 
 
 def test_source_files_errors_name_the_config_key(tmp_path):

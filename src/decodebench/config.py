@@ -323,7 +323,11 @@ def check_references(cfg: dict, source: str | Path) -> None:
             if d not in cfg["datasets"]:
                 problems.append(f"experiments.{ename}.datasets: unknown dataset '{d}' "
                                 f"(defined: {', '.join(sorted(cfg['datasets']))})")
+        bases = {d.rsplit("_p", 1)[0] if "prompt_lengths" in exp else d for d in exp["datasets"]}
         for m, spec in exp["methods"].items():
+            if unknown := sorted(set(spec.get("datasets") or []) - bases):
+                problems.append(f"experiments.{ename}.methods.{m}.datasets: {', '.join(unknown)} not among the "
+                                f"experiment's datasets ({', '.join(sorted(bases))})")
             if "pairing" in (spec.get("protocol") or {}):
                 problems.append(f"experiments.{ename}.methods.{m}.protocol.pairing: pairing is set per study or "
                                 f"per experiment (it decides how the experiment's jobs are grouped), not per method")

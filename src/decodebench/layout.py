@@ -48,14 +48,28 @@ def imported(cfg: dict) -> bool:
 def result_files(cfg: dict, experiment: str) -> list[str]:
     """The experiment's result files (relative to the repository root), from the (expanded) config: one per
     dataset and method configuration; for imported studies, the configured subset of what the
-    importer wrote (a method configuration may list its datasets; importers.configured_results)."""
+    importer wrote (a method configuration may list its datasets; configured_results)."""
     if imported(cfg):
-        from .importers import configured_results  # only for imported studies: it loads the schema
-
         base = Path("results") / "raw" / cfg["study"]
         return [str(base / p) for p in configured_results(cfg) if p.parts[0] == experiment]
     exp = cfg["experiments"][experiment]
     return [result_path(cfg["study"], experiment, d, m) for d in exp["datasets"] for m in exp["methods"]]
+
+
+def configured_results(cfg: dict) -> list[Path]:
+    """``<experiment>/<dataset>/<method>.json`` for every result an expanded config expects.
+
+    A method configuration exists for the datasets it lists (with their prompt-length variants
+    ``<dataset>_p<L>``), or else for all of its experiment's (``config.check_references`` has
+    checked that the listed datasets are the experiment's).
+    """
+    out = []
+    for ename, exp in cfg["experiments"].items():
+        base = {d: d.rsplit("_p", 1)[0] if "prompt_lengths" in exp else d for d in exp["datasets"]}
+        for mname, spec in exp["methods"].items():
+            only = spec.get("datasets")
+            out += [Path(ename) / d / f"{mname}.json" for d in exp["datasets"] if only is None or base[d] in only]
+    return out
 
 
 PAIRINGS = ("interleaved", "per_method")

@@ -96,27 +96,6 @@ def source_files(cfg: dict, root: str | Path = ".") -> list[Path]:
     return files
 
 
-def configured_results(cfg: dict) -> list[Path]:
-    """``<experiment>/<dataset>/<method>.json`` for every result an expanded config expects.
-
-    A method configuration exists for the datasets it lists (with their prompt-length variants
-    ``<dataset>_p<L>``), or else for all of its experiment's.
-    """
-    where = config_label(cfg)
-    out = []
-    for ename, exp in cfg["experiments"].items():
-        base = {d: d.rsplit("_p", 1)[0] if "prompt_lengths" in exp else d for d in exp["datasets"]}
-        for mname, spec in exp["methods"].items():
-            only = spec.get("datasets")
-            unknown = sorted(set(only or []) - set(base.values()))
-            if unknown:
-                raise ImportFormatError(f"{where}: experiments.{ename}.methods.{mname}.datasets: "
-                                        f"{', '.join(unknown)} not among the experiment's datasets")
-            out += [Path(ename) / d / f"{mname}.json" for d in exp["datasets"]
-                    if only is None or base[d] in only]
-    return out
-
-
 def source_stat(mean: float | None, std: float | None = None, n: int | None = None,
                 scale: float = 1.0, std_ddof: int = 1) -> dict | None:
     """Our ``{mean, std, n}`` from a source's summary numbers, or None when there is no mean.
