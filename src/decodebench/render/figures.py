@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 
@@ -31,6 +30,17 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def speedup_errors(pts) -> list[list[float]] | None:
+    """matplotlib's yerr for the speedups of `pts`: the distances to their 95 % interval
+    (``speedup_low`` / ``speedup_high``; 0 where a point has none, e.g. a ratio of means)."""
+    if "speedup_low" not in pts or pts["speedup_low"].isna().all():
+        return None
+    sp = pts["speedup"].astype(float)
+    lo = (sp - pts["speedup_low"].astype(float)).fillna(0.0).clip(lower=0.0)
+    hi = (pts["speedup_high"].astype(float) - sp).fillna(0.0).clip(lower=0.0)
+    return [lo.tolist(), hi.tolist()]
 
 
 def _text(s) -> str:
@@ -118,16 +128,23 @@ def figure_lines(ctx: Context, df, name: str, x: str, xlabel: str, line: Callabl
                                     yerr=pts["tokens_per_s_std"].astype(float).fillna(0).tolist()
                                     if "tokens_per_s_std" in pts else None,
                                     marker="o", ls=styles[gi % 4], color=pts.iloc[0]["color"], label=label)
-                axes[0][1].plot(xs, pts["speedup"].astype(float).tolist(), marker="o", ls=styles[gi % 4],
-                                color=pts.iloc[0]["color"])
+                axes[0][1].errorbar(xs, pts["speedup"].astype(float).tolist(), yerr=speedup_errors(pts),
+                                    marker="o", ls=styles[gi % 4], color=pts.iloc[0]["color"])
         axes[0][0].set_ylabel("tokens/s")
-        axes[0][1].set_ylabel("speedup vs. baseline")
+        axes[0][1].set_ylabel("speedup vs. baseline (95% CI)")
         for ax in axes[0]:
             ax.set_xlabel(xlabel)
         fig.legend(*axes[0][0].get_legend_handles_labels(), loc="upper center", ncols=3,
                    bbox_to_anchor=(0.5, 0.0))
         fig.tight_layout()
         save_figure(ctx, fig, name)
+
+
+def _cell_text(ctx: Context, row) -> str:
+    """A heatmap cell: the speedup, and its 95 % interval below it when it has one."""
+    text = ctx.fmt.text(row["speedup"], "speedup") or ""
+    lo, hi = (ctx.fmt.text(row.get(c), "speedup") for c in ("speedup_low", "speedup_high"))
+    return f"{text}\n[{lo}, {hi}]" if lo is not None and hi is not None else text
 
 
 def figure_sweep(ctx: Context, df, grids: dict) -> None:
@@ -146,15 +163,19 @@ def figure_sweep(ctx: Context, df, grids: dict) -> None:
                 cols = [f"param_{n}" for n in names]
                 ax.set_title(_text(f"{mid}, {dlabel}"))
                 if len(names) >= 2:
-                    best = sub.groupby(cols[:2])["speedup"].max()
+                    # a cell per value pair of the first two parameters: the configuration with the
+                    # largest speedup among those sharing them, with its 95 % interval
+                    cells = {key: g.loc[g["speedup"].astype(float).idxmax()]
+                             for key, g in sub[sub["speedup"].notna()].groupby(cols[:2])}
                     ys, xs = sorted(sub[cols[0]].unique()), sorted(sub[cols[1]].unique())
-                    grid = [[float(best.get((y, x), float("nan"))) for x in xs] for y in ys]
+                    grid = [[float(cells[(y, x)]["speedup"]) if (y, x) in cells else float("nan") for x in xs]
+                            for y in ys]
                     im = ax.imshow(grid, cmap="viridis", aspect="auto", origin="lower")
-                    for yi, row in enumerate(grid):
-                        for xi, v in enumerate(row):
-                            if not math.isnan(v):
-                                ax.text(xi, yi, ctx.fmt.text(v, "speedup"), ha="center", va="center",
-                                        fontsize=6, color="white")
+                    for yi, y in enumerate(ys):
+                        for xi, x in enumerate(xs):
+                            if (y, x) in cells:
+                                ax.text(xi, yi, _cell_text(ctx, cells[(y, x)]), ha="center", va="center",
+                                        fontsize=5, color="white")
                     ax.set_xticks(range(len(xs)), [str(v) for v in xs])
                     ax.set_yticks(range(len(ys)), [str(v) for v in ys])
                     ax.set_xlabel(names[1])
@@ -163,9 +184,10 @@ def figure_sweep(ctx: Context, df, grids: dict) -> None:
                     fig.colorbar(im, ax=ax, label="speedup")
                 else:
                     pts = sub.sort_values(cols[0])
-                    ax.plot(pts[cols[0]].astype(float).tolist(), pts["speedup"].astype(float).tolist(), marker="o")
+                    ax.errorbar(pts[cols[0]].astype(float).tolist(), pts["speedup"].astype(float).tolist(),
+                                yerr=speedup_errors(pts), marker="o")
                     ax.set_xlabel(names[0])
-                    ax.set_ylabel("speedup")
+                    ax.set_ylabel("speedup (95% CI)")
         fig.tight_layout()
         save_figure(ctx, fig, "sweep")
 
@@ -213,13 +235,13 @@ def figure_multisample(ctx: Context, df) -> None:
             if pts.empty:
                 continue
             xs = pts["prompt_tokens_config"].astype(float).tolist()
-            axes[0][0].plot(xs, pts["speedup"].astype(float).tolist(), marker="o", color=colors.get(m),
-                            label=_text(label))
+            axes[0][0].errorbar(xs, pts["speedup"].astype(float).tolist(), yerr=speedup_errors(pts), marker="o",
+                                color=colors.get(m), label=_text(label))
             axes[0][1].plot(xs, pts["memory_ratio"].astype(float).tolist(), marker="o", color=colors.get(m))
         for ax in axes[0]:
             ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
             ax.set_xlabel("prompt tokens")
-        axes[0][0].set_ylabel("speedup vs. baseline")
+        axes[0][0].set_ylabel("speedup vs. baseline (95% CI)")
         axes[0][1].set_ylabel("memory ratio vs. baseline")
         fig.legend(*axes[0][0].get_legend_handles_labels(), loc="upper center", ncols=3, bbox_to_anchor=(0.5, 0.0))
         fig.tight_layout()
