@@ -8,7 +8,8 @@
 #   results/raw/{study}/{experiment}/{dataset}/{method}.json   one result per benchmark job
 #   results/tables/{study}/check.txt                           the integrity check's report
 #   results/tables/{study}/check_paper.txt, .verified.txt      the final check's report, its verification
-#   results/tables/{study}/{experiment}.csv                    one tidy table per experiment
+#   results/tables/{study}/{experiment}.csv                    one long-format table per experiment
+#   results/tables/{study}/setup.csv                           the setup section's values
 #   paper/generated/{tables,figures}/..., numbers.tex, setup.tex, study.tex
 #   results/MANIFEST.json                                      sha256 of every generated file and its inputs
 #   paper/build/main.pdf                                       the paper
@@ -41,6 +42,7 @@ localrules:
     check,
     verify_check,
     aggregate,
+    aggregate_setup,
     render,
     paper,
 

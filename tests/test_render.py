@@ -14,9 +14,10 @@ from pipeline.synthetic import record, result, write
 
 from decodebench.analysis import aggregate_files, write_table
 from decodebench.config import expand_config, validate_config
-from decodebench.layout import artifacts, result_files, table_path
+from decodebench.layout import artifacts, result_files, setup_path, table_path
 from decodebench.render import Cell, Formats, bold_best, latex_escape, render_all
 from decodebench.results import file_sha256
+from decodebench.study_setup import setup_files, write_setup_table
 
 REPO = Path(__file__).resolve().parents[1]
 LABEL = "Docs & more_1 #%$"
@@ -80,6 +81,8 @@ def synthesize(root: Path, raw_cfg: dict) -> dict:
                                    prompt_tokens=cfg["datasets"][d]["prompt_tokens"],
                                    max_new_tokens=spec.get("protocol", {}).get("max_new_tokens", 10)))
         write_table(aggregate_files(cfg, e, [root / f for f in result_files(cfg, e)]), root / table_path("synth", e))
+    files = [root / f for e in cfg["experiments"] for f in result_files(cfg, e)]
+    write_setup_table(setup_files(files), root / setup_path("synth"))
     return cfg
 
 
@@ -129,7 +132,9 @@ def test_strings_are_escaped_in_tables_and_setup(rendered):
 def test_reproducibility_lists_what_the_check_acknowledges_or_relaxes(rendered, tmp_path):
     """Issue 20, item 10: acknowledgements (with their reasons) and a relaxed baseline threshold
     reach the paper's reproducibility section through setup.tex."""
+    from decodebench.layout import setup_path
     from decodebench.render import Context, template_env, write_setup
+    from decodebench.study_setup import read_setup
 
     root, cfg, _ = rendered
     assert r"\newcommand{\SetupCheckExceptions}{none}" in (root / "paper/generated/setup.tex").read_text()
@@ -137,7 +142,7 @@ def test_reproducibility_lists_what_the_check_acknowledges_or_relaxes(rendered, 
         {"rule": "contention", "files": "results/raw/synth/*/*/ar.json", "reason": "a shared machine, 50% busy"}]}}
     ctx = Context(cfg=relaxed, root=root, out=tmp_path, fmt=Formats(relaxed), env=template_env(root), tables={},
                   numbers=[], flags=[])
-    write_setup(ctx, [json.loads(p.read_text()) for p in sorted((root / "results/raw").rglob("*.json"))])
+    write_setup(ctx, read_setup(root / setup_path(cfg["study"])))
     setup = (tmp_path / "paper/generated/setup.tex").read_text()
     assert (r"\newcommand{\SetupCheckExceptions}{contention (results/raw/synth/*/*/ar.json): a shared machine, 50\% "
             r"busy; baseline-stability threshold 1 instead of 0.15}") in setup, setup

@@ -2,6 +2,7 @@
 
     results/raw/<study>/<experiment>/<dataset>/<method>.json   result_path
     results/tables/<study>/<experiment>.csv                    table_path
+    results/tables/<study>/setup.csv                           setup_path (the setup section's values)
     results/tables/<study>/tuned.json                          tuned_path (the tuning picks)
     paper/generated/{tables,figures}/..., numbers.tex, ...     artifacts
     results/MANIFEST.json                                      MANIFEST
@@ -28,6 +29,11 @@ def result_path(study: str, experiment: str, dataset: str, method: str) -> str:
 
 def table_path(study: str, experiment: str) -> str:
     return f"results/tables/{study}/{experiment}.csv"
+
+
+def setup_path(study: str) -> str:
+    """The study's setup table (decodebench.study_setup): the paper's setup values."""
+    return f"results/tables/{study}/setup.csv"
 
 
 def tuned_path(study: str) -> str:

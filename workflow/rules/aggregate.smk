@@ -19,3 +19,21 @@ rule aggregate:
         results=lambda wildcards: result_files(CFG, wildcards.experiment),
     script:
         "../../scripts/aggregate.py"
+
+
+# The study's setup (models, device, library versions, commit, protocol) from every result
+# file's provenance: the values of the paper's setup section (decodebench.study_setup).
+rule aggregate_setup:
+    input:
+        results=all_results(),
+        check=check_report(),
+    output:
+        SETUP_TABLE,
+    log:
+        f"logs/{STUDY}/aggregate/setup.log",
+    conda:
+        "../envs/decodebench.yaml"
+    params:
+        results=[f for e in EXPERIMENTS for f in result_files(CFG, e)],
+    script:
+        "../../scripts/aggregate_setup.py"

@@ -13,6 +13,7 @@ from decodebench.layout import (
     figures,
     imported,
     result_files,
+    setup_path,
     table_path,
     tuned_experiment,
     tuned_path,
@@ -49,6 +50,7 @@ RESOURCES = CFG.get("resources_dir", "resources")
 EXPERIMENTS = sorted(CFG["experiments"])
 ARTIFACTS = artifacts(CFG)
 PAPER_PDF = "paper/build/main.pdf"
+SETUP_TABLE = setup_path(STUDY)
 GROUPS = [] if imported(CFG) else benchmark_groups(CFG)
 PAIRED_GROUPS = [g for g in GROUPS if g["pairing"] == "interleaved"]
 PER_METHOD_EXPERIMENTS = sorted({g["experiment"] for g in GROUPS if g["pairing"] == "per_method"})

@@ -5,6 +5,7 @@
 rule render:
     input:
         tables=all_tables(),
+        setup=SETUP_TABLE,
         results=all_results(),
         templates=sorted(str(p) for p in Path("templates").glob("*.tex")),
     output:

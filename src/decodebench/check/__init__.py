@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import DEFAULT_CV_THRESHOLD, config_label, config_path, config_sha256
-from .artifacts import rule_artifacts, rule_dataset_names, rule_tables
+from .artifacts import rule_artifacts, rule_dataset_names, rule_setup_table, rule_tables
 from .gate import checked_inputs, verify_report
 from .groups import (
     baseline_of,
@@ -112,6 +112,7 @@ def check_paths(paths: list[Path], cfg: dict | None = None, root: Path = Path(".
     rule_run_agreement(results, cfg, report)
     if artifacts:
         rule_tables(root, cfg, report)
+        rule_setup_table(root, cfg, report)
         rule_artifacts(root, cfg, report, rerender=rerender)
         rule_manuscript(root, report)
         rule_dataset_names(root, {r.data["dataset"]["loader"] for r in results}, report)

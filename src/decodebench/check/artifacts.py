@@ -159,6 +159,31 @@ def rule_tables(root: Path, cfg: dict | None, report: Report) -> None:
                                            f"found {found.strip()[:120]!r})", line=line)
 
 
+def rule_setup_table(root: Path, cfg: dict | None, report: Report) -> None:
+    """The setup table (``results/tables/<study>/setup.csv``, the setup section's values)
+    against a fresh aggregation of every result file's provenance (rule id artifacts)."""
+    if cfg is None or "experiments" not in cfg:
+        return
+    from ..layout import result_files, setup_path
+    from ..study_setup import setup_files, table_text
+
+    rel = setup_path(cfg["study"])
+    if not (root / rel).exists():
+        return
+    report.ran(rel, "artifacts")
+    sources = [root / f for e in sorted(cfg["experiments"]) for f in result_files(cfg, e)]
+    try:
+        fresh = table_text(setup_files(list[str | Path](sources)))
+    except Exception as exc:  # a missing or unreadable result is the finding
+        report.error(rel, "artifacts", f"re-aggregating the results' provenance failed: {type(exc).__name__}: {exc}")
+        return
+    current = (root / rel).read_text()
+    if fresh != current:
+        line, exp, found = _first_difference(fresh, current)
+        report.error(rel, "artifacts", f"differs from a fresh aggregation of the results' provenance (edited, or "
+                                       f"stale; expected {exp.strip()[:120]!r}, found {found.strip()[:120]!r})", line=line)
+
+
 def _check_manifest(root: Path, mpath: Path, mrel: str, files: set[str], report: Report) -> dict | None:
     if not mpath.exists():
         if files:

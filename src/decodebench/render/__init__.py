@@ -4,15 +4,16 @@
 
 Presentation only: every number shown is a row of ``results/tables/<study>/<experiment>.csv``
 (the long-format table ``decodebench.analysis`` writes: per-dataset values, means over datasets,
-headline picks with their macro names) or, for the setup section, a value of the result files'
-provenance. Nothing here computes a number: it reshapes, formats and lays out.
+headline picks with their macro names) or, for the setup section, of
+``results/tables/<study>/setup.csv`` (``decodebench.study_setup``). Nothing here computes a
+number or reads a result file's values: it reshapes, formats and lays out.
 
     latex.py              escaping, number formats, cells and "best" marking, templates
     context.py            the render context; an experiment's table reshaped for layout
     tables.py             one renderer per experiment kind (``decodebench.kinds`` names them)
     leaderboard_table.py  Spec-Bench's leaderboard layout
     figures.py            matplotlib figures
-    setup.py              the setup section's values
+    setup.py              the setup section (its values: decodebench.study_setup)
     this module           numbers.tex, study.tex, the entry point and the manifest
 
 Which artifacts exist depends on the config only (``layout.artifacts``, by each experiment's
@@ -33,11 +34,12 @@ from markupsafe import Markup
 from .. import analysis, layout
 from ..kinds import KINDS, experiment_kind
 from ..layout import GENERATED, MANIFEST, artifacts
-from ..results import atomic_write_text, file_sha256, load_result
+from ..results import atomic_write_text, file_sha256
+from ..study_setup import read_setup
 from .context import Aggregated, Context
 from .latex import Cell, Formats, bold_best, latex_escape, missing, template_env
 from .leaderboard_table import leaderboard_markdown, leaderboard_notes, leaderboard_table, render_leaderboard
-from .setup import check_exceptions, setup_values, write_setup
+from .setup import check_exceptions, write_setup
 from .tables import (
     render_ablation,
     render_generic,
@@ -52,7 +54,7 @@ from .tables import (
 __all__ = ["Aggregated", "Cell", "Context", "Formats", "bold_best", "check_exceptions", "latex_escape",
            "leaderboard_markdown", "leaderboard_notes", "leaderboard_table", "missing", "render_ablation", "render_all",
            "render_generic", "render_leaderboard", "render_length", "render_main", "render_memory",
-           "render_multisample", "render_prompt_length", "render_sweep", "setup_values", "template_env",
+           "render_multisample", "render_prompt_length", "render_sweep", "template_env",
            "write_manifest", "write_setup"]
 
 MANIFEST_VERSION = "1.0"
@@ -146,18 +148,18 @@ def render_all(cfg: dict, out_dir: Path, root: Path | str = ".") -> dict:
     root, out_dir = Path(root), Path(out_dir)
     ctx = Context(cfg=cfg, root=root, out=out_dir, fmt=Formats(cfg), env=template_env(root),
                   tables={}, numbers=[], flags=[])
-    inputs, all_results = {}, []
+    inputs = {}
     for e in sorted(cfg["experiments"]):
-        files = layout.result_files(cfg, e)
-        inputs[e] = {f: file_sha256(root / f) for f in files}
-        all_results += [load_result(root / f) for f in files]
+        # the manifest records the hashes of the result files each artifact rests on; their
+        # values reach the paper only through the aggregated tables
+        inputs[e] = {f: file_sha256(root / f) for f in layout.result_files(cfg, e)}
         ctx.tables[e] = Aggregated(analysis.read_table(root / layout.table_path(cfg["study"], e)))
     for e, t in ctx.tables.items():
         kind = KINDS[experiment_kind(e, cfg["experiments"][e])]
         globals()[kind.renderer](ctx, e, t)
         value_numbers(ctx, e, t.wide)
         pick_numbers(ctx, e, t.picks)
-    write_setup(ctx, all_results)
+    write_setup(ctx, read_setup(root / layout.setup_path(cfg["study"])))
     write_numbers(ctx)
     write_study(ctx)
     remove_foreign_artifacts(cfg, out_dir)
