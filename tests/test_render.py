@@ -200,6 +200,25 @@ def test_multisample_speedup_and_memory_ratio(rendered):
     assert naive.rstrip(" \\").endswith("-- & -- & --")  # no quality recorded: shown as missing
 
 
+def test_multisample_sweep_table_and_a_figure_per_varied_setting(rendered):
+    root, cfg, manifest = rendered
+    for dimension in ("num_samples", "temperature", "entropy_threshold", "branch_factor"):
+        for ext in ("pdf", "png"):
+            assert f"paper/generated/figures/multisample_sweep_{dimension}.{ext}" in manifest
+        assert f"dbhas@multisample_sweep_{dimension}" in (root / "paper/generated/study.tex").read_text()
+    table = (root / "paper/generated/tables/multisample_sweep.tex").read_text()
+    rows = [line.split(" & ")[0] for line in table.splitlines() if " & " in line and "multicolumn" not in line][1:]
+    assert rows == ["Shared prefill", "EAB", "Shared prefill (N=2)", "EAB (N=2)", "Shared prefill (N=8)", "EAB (N=8)",
+                    "Shared prefill (T=0.7)", "EAB (T=0.7)", "EAB (entropy threshold=0.1)", "EAB (branch factor=2)",
+                    "EAB (branch factor=5)"]
+    eab = next(line for line in table.splitlines() if line.startswith("EAB (N=2)"))
+    assert r"\num{0.61} & \num{0.37} & \num{-0.50 \pm 0.07}" in eab  # its quality next to its speedup
+    numbers = (root / "paper/generated/numbers.tex").read_text()
+    assert r"\newcommand{\MultisampleSweepTemperatureLow}{0.7}" in numbers  # a setting as written
+    assert r"\newcommand{\MultisampleSweepSamplesHigh}{8}" in numbers
+    assert r"\newcommand{\MultisampleSweepThresholdMethodAtLow}{EAB}" in numbers
+
+
 def test_rerender_is_byte_identical(rendered, tmp_path):
     root, cfg, manifest = rendered
     again = render_all(cfg, tmp_path, root)

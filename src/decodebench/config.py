@@ -327,7 +327,7 @@ def baseline_for(exp: dict, method: str) -> str:
     """The baseline configuration a method configuration is compared with: its own (a variant of a
     protocol setting under ``vary``), the baseline's variant of the same budget
     (``<baseline>_t<T>``) under ``generation_lengths``, or the experiment's baseline."""
-    own = (exp["methods"].get(method) or {}).get("baseline")
+    own = (exp.get("methods", {}).get(method) or {}).get("baseline")
     if own:
         return own
     if "generation_lengths" in exp and "_t" in method:
