@@ -194,3 +194,8 @@ def test_the_embedded_default_runs_the_multisample_sweeps_with_a_figure_each():
     assert "paper/generated/tables/multisample_sweep.tex" in artifacts(cfg)
     groups = [g for g in benchmark_groups(cfg) if g["experiment"] == "multisample_sweep"]
     assert len(groups) == 1 and len(groups[0]["methods"]) == 14  # one job: the added cost is one model load
+    from decodebench.kinds import report_caption
+
+    assert report_caption("paper/generated/figures/multisample_sweep_num_samples.png") == "multisample_sweep"
+    assert report_caption("paper/generated/figures/sweep.png") == "sweep"
+    assert (REPO / "workflow" / "report" / "multisample_sweep.rst").exists()
