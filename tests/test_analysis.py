@@ -90,6 +90,60 @@ def test_generation_length_variants_compare_with_the_baseline_of_the_same_budget
     assert _row(table, "d", "lin_t16")["speedup"] == pytest.approx(2.5)
 
 
+VARY_EXP = {"kind": "multisample_sweep", "baseline": "sp", "datasets": ["d"],
+            "protocol": {"num_samples": 4, "temperature": 1.0},
+            "methods": {"sp": {"method": "shared_prefill", "label": "SP"}, "eab": {"method": "eab_shared_prefix"}},
+            "vary": {"num_samples": [2, 4], "temperature": [0.5], "entropy_threshold": [0.1]}}
+
+
+def _vary_results(cfg: dict) -> list[dict]:
+    """One prompt per configuration: the baselines take 4 s at N = 4, 2 s at N = 2 and 8 s at
+    T = 0.5; EAB takes a quarter of its baseline's time, half at threshold 0.1."""
+    from decodebench.method_params import resolve_params
+
+    out = []
+    for m, spec in cfg["experiments"]["ms"]["methods"].items():
+        protocol = {**VARY_EXP["protocol"], **spec.get("protocol", {})}
+        seconds = {2: 2.0, 4: 4.0}[protocol["num_samples"]] * (2 if protocol["temperature"] == 0.5 else 1)
+        if spec["method"] == "eab_shared_prefix":
+            seconds /= 2 if spec.get("params", {}).get("entropy_threshold") == 0.1 else 4
+        out.append(result("s", "ms", "d", m, spec["method"], [record(0, 40.0 / seconds, 1.0, 1.0, new_tokens=40)],
+                          params=resolve_params(spec["method"], spec.get("params", {})),
+                          num_samples=protocol["num_samples"], temperature=protocol["temperature"]))
+    return out
+
+
+def test_vary_variants_compare_with_the_baseline_at_the_same_setting():
+    cfg = {"study": "s", **expand_config({"experiments": {"ms": VARY_EXP}, "datasets": {"d": {}}})}
+    exp = cfg["experiments"]["ms"]
+    assert [baseline_for(exp, m) for m in exp["methods"]] == ["sp", "sp", "sp_n2", "sp_n2", "sp_temp0.5",
+                                                               "sp_temp0.5", "sp"]
+    long = aggregate_experiment(cfg, "ms", _vary_results(cfg))
+    table = wide_table(long)
+    assert _row(table, "d", "eab")["speedup"] == pytest.approx(4.0)
+    assert _row(table, "d", "eab_n2")["speedup"] == pytest.approx(4.0)  # 2 s / 0.5 s, not 4 s / 0.5 s
+    assert _row(table, "d", "eab_temp0.5")["speedup"] == pytest.approx(4.0)  # against sp_temp0.5's 8 s
+    assert _row(table, "d", "eab_et0.1")["speedup"] == pytest.approx(2.0)  # a parameter: against sp
+    assert _row(table, "d", "sp_n2")["speedup_kind"] == "baseline"
+    row = _row(table, "d", "eab_temp0.5")
+    assert (row["variant_of"], row["varied"], row["temperature_config"]) == ("eab", "temperature", 0.5)
+    assert pd.isna(_row(table, "d", "eab")["varied"]) and _row(table, "d", "eab")["variant_of"] == "eab"
+    picks = long[long["role"] == "pick"].set_index("macro")
+    assert picks.loc["MultisampleSweepBaselineMethod", "method_label"] == "SP"
+    assert picks.loc["MultisampleSweepSamplesLow", "value"] == 2
+    assert picks.loc["MultisampleSweepSamplesHigh", "value"] == 4
+    assert picks.loc["MultisampleSweepSamplesSpeedupAtLow", "method"] == "eab_n2"
+    assert picks.loc["MultisampleSweepSamplesMethodAtLow", "method_label"] == "eab"  # the configuration varied
+    assert picks.loc["MultisampleSweepTemperatureLow", "value"] == 0.5
+    assert picks.loc["MultisampleSweepThresholdLow", "value"] == pytest.approx(0.1)
+    assert picks.loc["MultisampleSweepThresholdSpeedupAtLow", "value"] == pytest.approx(2.0)
+    assert picks.loc["MultisampleSweepThresholdHigh", "value"] == pytest.approx(0.25)  # eab's own setting
+    assert "MultisampleSweepBranchFactorLow" not in picks.index  # not varied
+    from decodebench.headlines import MULTISAMPLE_SWEEP_MACROS
+    assert set(picks.index) - {"MultisampleSweepBaselineMethod", "MultisampleSweepNumConfigs"} <= {
+        name for macros in MULTISAMPLE_SWEEP_MACROS.values() for name in macros.values()}
+
+
 def test_imported_results_aggregate_from_their_summary():
     exp = {"baseline": "ar", "datasets": ["d"], "methods": {"ar": {}, "tree": {}}}
     ar = result("s", "main", "d", "ar", "ar", [record(0, 10.0, 100.0, 1.0), record(1, 20.0, 100.0, 1.0)],

@@ -346,7 +346,7 @@ def test_baseline_from_config_not_from_method_id():
     group = [Result(f"{m}.json", make_result(m, mid)) for m, mid in
              [("ar_t32", "ar"), ("ar_t64", "ar"), ("linear_k4_t32", "linear"), ("linear_k4_t64", "linear")]]
     ar32, ar64, lin32, lin64 = group
-    cfg = {"study": "synthetic", "experiments": {"main": {"baseline": "linear_k4"}}}
+    cfg = {"study": "synthetic", "experiments": {"main": {"baseline": "linear_k4", "generation_lengths": [32, 64]}}}
     assert baseline_of(ar64, group, cfg) is lin64 and baseline_of(ar32, group, cfg) is lin32
     assert baseline_of(lin64, group, None) is ar32  # same budget (32 here for every synthetic result)
     other = {"study": "another", "experiments": {}}

@@ -5,11 +5,14 @@ acknowledge. Each error names the config file, the field and what was expected."
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import yaml
 
-from decodebench.config import ConfigError, load_config
+from decodebench.config import ConfigError, expand_config, load_config
+
+REPO = Path(__file__).resolve().parents[1]
 
 BASE = {
     "study": "s", "device": "cpu", "dtype": "float32",
@@ -141,3 +144,58 @@ def test_a_measured_study_cannot_acknowledge_its_own_numbers(tmp_path, rule):
 def test_an_acknowledgement_needs_a_reason(tmp_path):
     message = refused(tmp_path, lambda cfg: cfg.update(check={"acknowledge": [{"rule": "contention"}]}))
     assert "check.acknowledge.0: 'reason' is a required property" in message, message
+
+
+def _vary(vary: dict, **exp) -> dict:
+    raw = {"experiments": {"ms": {"baseline": "sp", "datasets": ["d"], "protocol": {"num_samples": 4},
+                                  "methods": {"sp": {"method": "shared_prefill", "label": "SP"},
+                                              "eab": {"method": "eab", "cache": "shared_prefix", "label": "EAB",
+                                                      "params": {"branch_factor": 4}}},
+                                  "vary": vary, **exp}},
+           "datasets": {"d": {}}}
+    return expand_config(raw)["experiments"]["ms"]
+
+
+def test_vary_varies_one_setting_at_a_time_with_per_variant_baselines():
+    from decodebench.config import baseline_for
+
+    exp = _vary({"num_samples": [2, 4, 8], "temperature": [0.7], "branch_factor": [2, 4], "entropy_threshold": [0.5]})
+    assert list(exp["methods"]) == ["sp", "eab", "sp_n2", "eab_n2", "sp_n8", "eab_n8", "sp_temp0.7", "eab_temp0.7",
+                                    "eab_bf2", "eab_et0.5"]  # 4 samples and branch factor 4 are the configurations
+    eab_n2 = exp["methods"]["eab_n2"]
+    assert eab_n2["method"] == "eab_shared_prefix" and eab_n2["protocol"] == {"num_samples": 2}
+    assert eab_n2["label"] == "EAB (N=2)" and eab_n2["vary"] == {"of": "eab", "dimension": "num_samples", "value": 2}
+    assert exp["methods"]["eab_bf2"]["params"] == {"branch_factor": 2}
+    assert exp["methods"]["eab_et0.5"]["params"] == {"branch_factor": 4, "entropy_threshold": 0.5}
+    assert exp["methods"]["eab_et0.5"]["label"] == "EAB (entropy threshold=0.5)"
+    assert {m: baseline_for(exp, m) for m in exp["methods"]} == {
+        "sp": "sp", "eab": "sp", "sp_n2": "sp_n2", "eab_n2": "sp_n2", "sp_n8": "sp_n8", "eab_n8": "sp_n8",
+        "sp_temp0.7": "sp_temp0.7", "eab_temp0.7": "sp_temp0.7", "eab_bf2": "sp", "eab_et0.5": "sp"}
+
+
+@pytest.mark.parametrize(("vary", "extra", "message"), [
+    ({"depth": [2]}, {}, "neither a protocol setting"),
+    ({"num_samples": [2]}, {"generation_lengths": [8]}, "do not combine"),
+])
+def test_vary_refuses_what_it_cannot_vary(vary, extra, message):
+    with pytest.raises(ConfigError, match=message):
+        _vary(vary, **extra)
+
+
+def test_the_embedded_default_runs_the_multisample_sweeps_with_a_figure_each():
+    from decodebench.layout import artifacts, benchmark_groups
+
+    cfg = load_config(REPO / "config" / "config.yaml")
+    exp = cfg["experiments"]["multisample_sweep"]
+    assert exp["kind"] == "multisample_sweep" and exp["baseline"] == "shared_prefill"
+    assert list(exp["vary"]) == ["num_samples", "temperature", "entropy_threshold", "branch_factor"]
+    for dimension in exp["vary"]:
+        assert f"paper/generated/figures/multisample_sweep_{dimension}.pdf" in artifacts(cfg)
+    assert "paper/generated/tables/multisample_sweep.tex" in artifacts(cfg)
+    groups = [g for g in benchmark_groups(cfg) if g["experiment"] == "multisample_sweep"]
+    assert len(groups) == 1 and len(groups[0]["methods"]) == 14  # one job: the added cost is one model load
+    from decodebench.kinds import report_caption
+
+    assert report_caption("paper/generated/figures/multisample_sweep_num_samples.png") == "multisample_sweep"
+    assert report_caption("paper/generated/figures/sweep.png") == "sweep"
+    assert (REPO / "workflow" / "report" / "multisample_sweep.rst").exists()

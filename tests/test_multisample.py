@@ -410,3 +410,45 @@ def test_the_light_store_names_are_the_stores():
     from decodebench.multisample import STORES
 
     assert tuple(STORES) == method_params.STORES
+
+
+def test_a_vary_sweep_measures_each_variant_against_its_own_baseline(tiny_config, tmp_path):
+    """vary's variants in one paired job: each records its own N and temperature, N = 2 of an
+    independent sampler is the first 2 of its N = 3 samples, the quality reference is drawn per
+    temperature, and the result rules (comparability with each variant's baseline) pass."""
+    import yaml
+
+    from decodebench.analysis import aggregate_files, wide_table
+    from decodebench.check import check_paths
+    from decodebench.harness import run_group
+
+    cfg = yaml.safe_load(tiny_config.read_text())
+    cfg["protocol"].update(num_samples=3, temperature=1.0, max_new_tokens=4)
+    cfg["datasets"]["docs"]["num_prompts"] = 2
+    cfg["experiments"] = {"multisample_sweep": {
+        "baseline": "sp", "datasets": ["docs"], "protocol": {"reference_samples": 4},
+        "methods": {"sp": {"method": "shared_prefill"}, "eab": {"method": "eab", "cache": "shared_prefix"}},
+        "vary": {"num_samples": [2], "temperature": [0.5], "branch_factor": [2]}}}
+    tiny_config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    cfg = load_config(tiny_config)
+    methods = list(cfg["experiments"]["multisample_sweep"]["methods"])
+    assert methods == ["sp", "eab", "sp_n2", "eab_n2", "sp_temp0.5", "eab_temp0.5", "eab_bf2"]
+    root = tmp_path / "ws"
+    outs = {m: root / "results" / "raw" / "tiny" / "multisample_sweep" / "docs" / f"{m}.json" for m in methods}
+    results = run_group(cfg, "multisample_sweep", "docs", methods, outs, progress=False)
+    assert {m: (r["protocol"]["num_samples"], r["protocol"]["temperature"]) for m, r in results.items()} == {
+        "sp": (3, 1.0), "eab": (3, 1.0), "sp_n2": (2, 1.0), "eab_n2": (2, 1.0), "sp_temp0.5": (3, 0.5),
+        "eab_temp0.5": (3, 0.5), "eab_bf2": (3, 1.0)}
+    assert results["eab_bf2"]["method"]["params"]["branch_factor"] == 2
+    for full, two in zip(results["sp"]["records"], results["sp_n2"]["records"]):
+        assert two["sample_sha256"] == full["sample_sha256"][:2]  # sample i's generator: seed and i only
+    for cold, hot in zip(results["sp_temp0.5"]["records"], results["sp"]["records"]):
+        assert cold["nll_per_token_reference"] != hot["nll_per_token_reference"]
+    report = check_paths([root / "results" / "raw"], cfg=cfg, root=root, regenerate_prompts=False, cv_threshold=10.0)
+    bad = [f for f in report.findings if f.severity == "error"]
+    assert not bad, report.text()
+    table = wide_table(aggregate_files(cfg, "multisample_sweep", list(outs.values())))
+    assert dict(zip(table["method"], table["baseline"])) == {
+        "sp": "sp", "eab": "sp", "sp_n2": "sp_n2", "eab_n2": "sp_n2", "sp_temp0.5": "sp_temp0.5",
+        "eab_temp0.5": "sp_temp0.5", "eab_bf2": "sp"}
+    assert table["speedup_kind"].tolist().count("paired") == 4

@@ -15,6 +15,7 @@ from pipeline.synthetic import record, result, write
 from decodebench.analysis import aggregate_files, write_table
 from decodebench.config import expand_config, validate_config
 from decodebench.layout import artifacts, result_files, setup_path, table_path
+from decodebench.method_params import resolve_params
 from decodebench.render import Cell, Formats, bold_best, latex_escape, render_all
 from decodebench.results import file_sha256
 from decodebench.study_setup import setup_files, write_setup_table
@@ -24,8 +25,10 @@ LABEL = "Docs & more_1 #%$"
 
 # Throughput per method id (tokens/s) and peak memory (MB): known numbers, so that the best
 # value of each column is known.
-SPEED = {"ar": 10.0, "pld": 12.0, "linear": 20.0, "tree": 30.0, "dynatree": 35.0, "naive": 10.0, "eab_cow": 10.0}
-PEAK = {"ar": 100.0, "pld": 101.0, "linear": 120.0, "tree": 150.0, "dynatree": 140.0, "naive": 400.0, "eab_cow": 200.0}
+SPEED = {"ar": 10.0, "pld": 12.0, "linear": 20.0, "tree": 30.0, "dynatree": 35.0, "naive": 10.0, "eab_cow": 10.0,
+         "shared_prefill": 10.0, "eab_shared_prefix": 10.0}
+PEAK = {"ar": 100.0, "pld": 101.0, "linear": 120.0, "tree": 150.0, "dynatree": 140.0, "naive": 400.0, "eab_cow": 200.0,
+        "shared_prefill": 250.0, "eab_shared_prefix": 200.0}
 
 
 def study_config() -> dict:
@@ -54,6 +57,12 @@ def study_config() -> dict:
                                      "adaptive": {"method": "dynatree"}}},
             "multisample": {"baseline": "naive", "datasets": ["wiki"], "prompt_lengths": [32, 64],
                             "methods": {"naive": {"method": "naive"}, "eab_cow": {"method": "eab_cow"}}},
+            "ms_sweep": {"kind": "multisample_sweep", "baseline": "sp", "datasets": ["wiki"],
+                         "protocol": {"num_samples": 4, "temperature": 1.0},
+                         "methods": {"sp": {"method": "shared_prefill", "label": "Shared prefill"},
+                                     "eab": {"method": "eab_shared_prefix", "label": "EAB"}},
+                         "vary": {"num_samples": [2, 4, 8], "temperature": [0.7, 1.0],
+                                  "entropy_threshold": [0.1, 0.25], "branch_factor": [2, 5]}},
             "extra": {"kind": "generic", "baseline": "ar", "datasets": ["docs"],
                       "methods": {"ar": {"method": "ar"}, "pld": {"method": "pld"}}},
         },
@@ -67,19 +76,28 @@ def synthesize(root: Path, raw_cfg: dict) -> dict:
     for e, exp in cfg["experiments"].items():
         for d in exp["datasets"]:
             for m, spec in exp["methods"].items():
-                mid, params = spec["method"], spec.get("params", {})
+                mid, params, protocol = spec["method"], spec.get("params", {}), spec.get("protocol", {})
+                if mid in ("shared_prefill", "eab_shared_prefix"):  # as the harness records them: with defaults
+                    params = resolve_params(mid, params)
+                samples = protocol.get("num_samples", 4)
                 speed = SPEED[mid] * (1 + 0.1 * params.get("depth", 0) + 0.01 * params.get("k", 0))
-                new = 40 if mid == "naive" else 20 if mid == "eab_cow" else 10
+                # multi-sample: new tokens = samples x 10; EAB's time grows with its threshold
+                new = 10 * samples if mid in ("naive", "shared_prefill") else 5 * samples if mid in (
+                    "eab_cow", "eab_shared_prefix") else 10
+                speed /= 1 + params.get("entropy_threshold", 0)
                 extra = {"rounds": 4, "acceptance_rate": 0.6, "tokens_per_round": 2.5} if mid not in (
-                    "ar", "naive", "eab_cow") else {}
+                    "ar", "naive", "eab_cow", "shared_prefill", "eab_shared_prefix") else {}
                 quality = (lambda i: {"distinct_2": 0.61, "self_bleu": 0.37, "nll_per_token_error": -0.45 - 0.1 * i}
-                           ) if mid == "eab_cow" else (lambda i: {})
+                           ) if mid in ("eab_cow", "eab_shared_prefix") else (
+                    lambda i: {"distinct_2": 0.8, "self_bleu": 0.2, "nll_per_token_error": 0.01 * i}
+                ) if mid == "shared_prefill" else (lambda i: {})
                 recs = [record(i, speed * (1 + 0.1 * i), PEAK[mid] + i, PEAK[mid] / 10, new_tokens=new, **extra,
                                **quality(i)) for i in range(2)]
                 write(root, result(cfg["study"], e, d, m, mid, recs, params=params, label=spec.get("label"),
                                    dataset_label=cfg["datasets"][d]["label"],
                                    prompt_tokens=cfg["datasets"][d]["prompt_tokens"],
-                                   max_new_tokens=spec.get("protocol", {}).get("max_new_tokens", 10)))
+                                   max_new_tokens=protocol.get("max_new_tokens", 10), num_samples=samples,
+                                   temperature=protocol.get("temperature", 1.0)))
         write_table(aggregate_files(cfg, e, [root / f for f in result_files(cfg, e)]), root / table_path("synth", e))
     files = [root / f for e in cfg["experiments"] for f in result_files(cfg, e)]
     write_setup_table(setup_files(files), root / setup_path("synth"))
@@ -185,6 +203,25 @@ def test_multisample_speedup_and_memory_ratio(rendered):
     assert r"\num{0.61} & \num{0.37} & \num{-0.50 \pm 0.07}" in row
     naive = next(line for line in table.splitlines() if line.startswith("naive"))
     assert naive.rstrip(" \\").endswith("-- & -- & --")  # no quality recorded: shown as missing
+
+
+def test_multisample_sweep_table_and_a_figure_per_varied_setting(rendered):
+    root, cfg, manifest = rendered
+    for dimension in ("num_samples", "temperature", "entropy_threshold", "branch_factor"):
+        for ext in ("pdf", "png"):
+            assert f"paper/generated/figures/multisample_sweep_{dimension}.{ext}" in manifest
+        assert f"dbhas@multisample_sweep_{dimension}" in (root / "paper/generated/study.tex").read_text()
+    table = (root / "paper/generated/tables/multisample_sweep.tex").read_text()
+    rows = [line.split(" & ")[0] for line in table.splitlines() if " & " in line and "multicolumn" not in line][1:]
+    assert rows == ["Shared prefill", "EAB", "Shared prefill (N=2)", "EAB (N=2)", "Shared prefill (N=8)", "EAB (N=8)",
+                    "Shared prefill (T=0.7)", "EAB (T=0.7)", "EAB (entropy threshold=0.1)", "EAB (branch factor=2)",
+                    "EAB (branch factor=5)"]
+    eab = next(line for line in table.splitlines() if line.startswith("EAB (N=2)"))
+    assert r"\num{0.61} & \num{0.37} & \num{-0.50 \pm 0.07}" in eab  # its quality next to its speedup
+    numbers = (root / "paper/generated/numbers.tex").read_text()
+    assert r"\newcommand{\MultisampleSweepTemperatureLow}{0.7}" in numbers  # a setting as written
+    assert r"\newcommand{\MultisampleSweepSamplesHigh}{8}" in numbers
+    assert r"\newcommand{\MultisampleSweepThresholdMethodAtLow}{EAB}" in numbers
 
 
 def test_rerender_is_byte_identical(rendered, tmp_path):

@@ -13,7 +13,8 @@ The long table (columns: the row's identity, then ``role``, ``metric``, ``statis
   function that wrote the result file's summary). Imported results (``records: null``) take
   the stat from their summary. Relative to the experiment's baseline (its ``baseline`` method
   configuration on the same dataset; with ``generation_lengths`` the baseline variant of the
-  same budget):
+  same budget, with ``vary`` the baseline's variant of the same protocol setting:
+  ``config.baseline_for``):
 
   - ``speedup``: for measured results, the paired speedup (``decodebench.paired``): the ratio
     method tokens/s / baseline tokens/s of each (prompt, repeat) both measured, repeats
@@ -45,23 +46,16 @@ from pathlib import Path
 import pandas as pd
 
 from . import leaderboard
+from .config import baseline_for
 from .headlines import headline_picks
 from .kinds import experiment_kind
 from .paired import paired_speedup
 from .results import METRICS, load_result, summarise
 
 IDENTITY = ("experiment", "dataset", "dataset_label", "prompt_tokens_config", "method", "method_id",
-            "method_label", "params", "max_new_tokens", "num_samples_config", "baseline", "kind",
-            "prompts_measured", "errors")
+            "method_label", "params", "max_new_tokens", "num_samples_config", "temperature_config", "variant_of",
+            "varied", "baseline", "kind", "prompts_measured", "errors")
 CSV_FLOAT_FORMAT = "%.10g"
-
-
-def baseline_for(exp: dict, method: str) -> str:
-    """The baseline configuration a method configuration is compared with: the experiment's
-    baseline, or its variant of the same budget (``<baseline>_t<T>``) under generation_lengths."""
-    if "generation_lengths" in exp and "_t" in method:
-        return f"{exp['baseline']}_t{method.rsplit('_t', 1)[1]}"
-    return exp["baseline"]
 
 
 def prompt_stats(result: dict) -> dict[str, dict]:
@@ -71,6 +65,40 @@ def prompt_stats(result: dict) -> dict[str, dict]:
     if result["records"] is None:
         return {m: result["summary"][m] for m in METRICS if m in result["summary"]}
     return summarise(result["records"])
+
+
+def multi_sample_identity(result: dict) -> dict:
+    """A multi-sample result's temperature (``temperature_config``; results written before the
+    protocol recorded it have it in their job's identity); nothing for other results."""
+    if result["protocol"].get("num_samples") is None:
+        return {}
+    job = (result.get("provenance") or {}).get("job") or {}
+    return {"temperature_config": result["protocol"].get("temperature", (job.get("protocol") or {}).get("temperature"))}
+
+
+def vary_identity(exp: dict | None, method: str) -> dict:
+    """Under ``vary`` (config.vary_methods): the configuration a row varies (``variant_of``, itself
+    for the experiment's own configurations) and the setting it varies (``varied``; none for them)."""
+    if not exp or "vary" not in exp:
+        return {}
+    vary = (exp["methods"].get(method) or {}).get("vary") or {}
+    return {"variant_of": vary.get("of", method), "varied": vary.get("dimension")}
+
+
+def vary_column(dimension: str) -> str:
+    """The table column holding a row's value of a ``vary`` setting."""
+    return {"num_samples": "num_samples_config", "temperature": "temperature_config",
+            "max_new_tokens": "max_new_tokens"}.get(dimension, f"param_{dimension}")
+
+
+def vary_slice(wide: pd.DataFrame, dimension: str) -> pd.DataFrame:
+    """The rows of one varied setting: the experiment's own configurations and their variants of
+    that setting (``config.vary_methods``), with the setting's value in column ``x`` (missing for a
+    configuration whose method has no such parameter, e.g. the baseline of an EAB parameter)."""
+    rows = wide[wide["varied"].isna() | (wide["varied"] == dimension)].copy()
+    column = vary_column(dimension)
+    rows["x"] = rows[column].astype("Float64") if column in rows else pd.array([None] * len(rows), dtype="Float64")
+    return rows
 
 
 def result_row(result: dict, exp: dict | None) -> dict:
@@ -89,6 +117,8 @@ def result_row(result: dict, exp: dict | None) -> dict:
         "params": json.dumps(method["params"], sort_keys=True),
         "max_new_tokens": result["protocol"]["max_new_tokens"],
         "num_samples_config": result["protocol"].get("num_samples"),
+        **multi_sample_identity(result),
+        **vary_identity(exp, method["name"]),
         "baseline": baseline_for(exp, method["name"]) if exp else None,
         "kind": result["kind"], "prompts_measured": result["protocol"]["prompts_measured"],
         "errors": len(result["errors"]),

@@ -12,6 +12,9 @@ Shorthands expanded here, so that Snakemake and ``decodebench run`` see the same
 the old cache names ``original`` and ``cow`` are aliases of ``deepcopy`` and ``shared_prefix``.
 ``sweep: {tree: {depth: [2, 4], tau: [0.05]}}`` adds one method configuration per point of
 the grid, named ``tree_d2_tau0.05``, ... (see ``sweep_methods``).
+``vary: {num_samples: [2, 8], entropy_threshold: [0.1]}`` varies one setting at a time around
+the experiment's own: ``<method>_n2``, ... (see ``vary_methods``); a variant of a protocol
+setting is compared with the baseline's variant of the same setting.
 """
 
 from __future__ import annotations
@@ -254,7 +257,7 @@ def tune_experiment(tune: dict) -> dict:
 
 
 def expand_config(cfg: dict, source: str | Path = "<config>") -> dict:
-    """Expand the tune / sweep / eab cache / prompt_lengths / generation_lengths shorthands into named variants."""
+    """Expand the tune / sweep / eab cache / vary / prompt_lengths / generation_lengths shorthands into named variants."""
     cfg = copy.deepcopy(cfg)
     if "tune" in cfg:
         if TUNE_EXPERIMENT in cfg["experiments"]:
@@ -269,6 +272,8 @@ def expand_config(cfg: dict, source: str | Path = "<config>") -> dict:
                     raise ConfigError(f"experiments.{ename}.sweep: method configuration '{name}' "
                                       f"is also listed under methods")
                 exp["methods"][name] = spec
+        if "vary" in exp:
+            exp["methods"] = vary_methods(cfg, exp, f"{source}: experiments.{ename}")
         if "prompt_lengths" in exp:
             variants = []
             for name in exp["datasets"]:
@@ -285,8 +290,84 @@ def expand_config(cfg: dict, source: str | Path = "<config>") -> dict:
                     variant = copy.deepcopy(spec)
                     variant.setdefault("protocol", {})["max_new_tokens"] = length
                     methods[f"{name}_t{length}"] = variant
-            exp["methods"] = methods  # the baseline keeps its base name; see analysis.baseline_for
+            exp["methods"] = methods  # the baseline keeps its base name; see baseline_for
     return cfg
+
+
+# Protocol settings an experiment's `vary` may vary (each variant's baseline is the baseline's
+# variant of the same setting), with their short names in variant names and labels in tables.
+VARY_PROTOCOL = {"num_samples": ("n", "N"), "temperature": ("temp", "T"), "max_new_tokens": ("t", "new tokens")}
+
+
+def vary_methods(cfg: dict, exp: dict, where: str) -> dict:
+    """The experiment's method configurations and, for each setting of ``vary`` (in its order),
+    each configuration at each of the setting's values, one setting at a time: a star around the
+    experiment's own settings, not a grid.
+
+    ``vary: {num_samples: [2, 4, 8], entropy_threshold: [0.1, 0.5]}`` with methods ``sp``
+    (shared_prefill, the baseline) and ``eab`` (N = 4, threshold 0.25) gives ``sp``, ``eab``,
+    ``sp_n2``, ``eab_n2``, ``sp_n8``, ``eab_n8``, ``eab_et0.1``, ``eab_et0.5``:
+
+    - a protocol setting (``VARY_PROTOCOL``: num_samples, temperature, max_new_tokens) varies every
+      configuration, the baseline's too, and each variant's ``baseline`` is the baseline's variant
+      of the same value (``eab_n2`` -> ``sp_n2``);
+    - any other name is a method parameter: it varies the configurations whose method declares it
+      (``method_params``), each compared with the experiment's baseline;
+    - a value equal to a configuration's own setting is that configuration (no duplicate run).
+
+    Each variant records ``vary: {of, dimension, value}`` (``analysis`` shows it), and its label is
+    the configuration's with the setting appended (``EAB (N=2)``)."""
+    from .method_params import PARAMS, resolve_params  # light: no torch
+
+    if "generation_lengths" in exp:
+        raise ConfigError(f"{where}: vary and generation_lengths do not combine (vary max_new_tokens instead)")
+    base = exp["methods"]
+    out = copy.deepcopy(base)
+    for dim, values in exp["vary"].items():
+        short, shown = VARY_PROTOCOL.get(dim, (_short(dim), dim.replace("_", " ")))
+        protocol_setting = dim in VARY_PROTOCOL
+        declared = [m for m, spec in base.items() if protocol_setting or (
+            spec["method"] in PARAMS and dim in resolve_params(spec["method"], {}))]
+        if not declared:
+            raise ConfigError(f"{where}.vary.{dim}: neither a protocol setting ({', '.join(VARY_PROTOCOL)}) nor a "
+                              f"parameter of any of the experiment's methods ({', '.join(base)})")
+
+        def current(spec: dict, dim=dim, protocol_setting=protocol_setting):
+            if protocol_setting:
+                return {**DEFAULT_PROTOCOL, **cfg.get("protocol", {}), **exp.get("protocol", {}),
+                        **spec.get("protocol", {})}[dim]
+            return resolve_params(spec["method"], spec.get("params") or {})[dim]
+
+        for value in values:
+            for name in declared:
+                spec = base[name]
+                if value == current(spec):
+                    continue
+                variant = f"{name}_{short}{value}"
+                if variant in out:
+                    raise ConfigError(f"{where}.vary.{dim}: method configuration '{variant}' exists already")
+                spec = copy.deepcopy(spec)
+                spec.setdefault("protocol" if protocol_setting else "params", {})[dim] = value
+                if "label" in spec:
+                    spec["label"] = f"{spec['label']} ({shown}={value})"
+                if protocol_setting and exp["baseline"] in base:  # the baseline at the same value
+                    same = value == current(base[exp["baseline"]])
+                    spec["baseline"] = exp["baseline"] if same else f"{exp['baseline']}_{short}{value}"
+                spec["vary"] = {"of": name, "dimension": dim, "value": value}
+                out[variant] = spec
+    return out
+
+
+def baseline_for(exp: dict, method: str) -> str:
+    """The baseline configuration a method configuration is compared with: its own (a variant of a
+    protocol setting under ``vary``), the baseline's variant of the same budget
+    (``<baseline>_t<T>``) under ``generation_lengths``, or the experiment's baseline."""
+    own = (exp.get("methods", {}).get(method) or {}).get("baseline")
+    if own:
+        return own
+    if "generation_lengths" in exp and "_t" in method:
+        return f"{exp['baseline']}_t{method.rsplit('_t', 1)[1]}"
+    return exp["baseline"]
 
 
 EAB_CACHES = ("deepcopy", "shared_prefix")
@@ -347,6 +428,10 @@ def check_references(cfg: dict, source: str | Path) -> None:
                                 "(a source without a baseline run)")
         elif exp["baseline"] not in base_names:
             problems.append(f"experiments.{ename}.baseline: '{exp['baseline']}' is not one of its methods")
+        for m, spec in exp["methods"].items():
+            if spec.get("baseline") and spec["baseline"] not in exp["methods"]:
+                problems.append(f"experiments.{ename}.methods.{m}: its baseline '{spec['baseline']}' is not one of "
+                                f"the experiment's methods")
     tune = cfg.get("tune")
     if tune:
         if tune["dataset"] not in cfg["datasets"]:

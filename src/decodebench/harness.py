@@ -376,6 +376,7 @@ def _result(cfg, member: Member, target, draft, ppath, meta, requested, records,
             "max_new_tokens": member.budget.max_new_tokens, "stop_at_eos": job.protocol["stop_at_eos"],
             "warmups": job.protocol["warmups"], "repeats": job.protocol["repeats"], "seed": job.seed,
             "num_samples": job.protocol["num_samples"] if spec.multi_sample else None,
+            "temperature": job.protocol["temperature"] if spec.multi_sample else None,
             "reference_samples": (int(job.protocol.get("reference_samples") or 0) or None) if spec.multi_sample
             else None,
             "prompts_requested": requested, "prompts_measured": len({r["prompt_index"] for r in records}),

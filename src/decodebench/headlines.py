@@ -217,6 +217,85 @@ def multisample_picks(experiment, wide, across, cfg) -> list[dict]:
     return out
 
 
+# The macros of each varied setting of a multisample_sweep experiment, written out: the setting's
+# lowest and highest value and, at each, the best speedup over the baseline, the configuration it
+# belongs to, and that configuration's self-BLEU and NLL-per-token error (its samples' quality).
+MULTISAMPLE_SWEEP_MACROS = {
+    "num_samples": {
+        "low": "MultisampleSweepSamplesLow", "high": "MultisampleSweepSamplesHigh",
+        "speedup_low": "MultisampleSweepSamplesSpeedupAtLow", "speedup_high": "MultisampleSweepSamplesSpeedupAtHigh",
+        "method_low": "MultisampleSweepSamplesMethodAtLow", "method_high": "MultisampleSweepSamplesMethodAtHigh",
+        "self_bleu_low": "MultisampleSweepSamplesSelfBleuAtLow",
+        "self_bleu_high": "MultisampleSweepSamplesSelfBleuAtHigh",
+        "nll_error_low": "MultisampleSweepSamplesNllErrorAtLow",
+        "nll_error_high": "MultisampleSweepSamplesNllErrorAtHigh"},
+    "temperature": {
+        "low": "MultisampleSweepTemperatureLow", "high": "MultisampleSweepTemperatureHigh",
+        "speedup_low": "MultisampleSweepTemperatureSpeedupAtLow",
+        "speedup_high": "MultisampleSweepTemperatureSpeedupAtHigh",
+        "method_low": "MultisampleSweepTemperatureMethodAtLow",
+        "method_high": "MultisampleSweepTemperatureMethodAtHigh",
+        "self_bleu_low": "MultisampleSweepTemperatureSelfBleuAtLow",
+        "self_bleu_high": "MultisampleSweepTemperatureSelfBleuAtHigh",
+        "nll_error_low": "MultisampleSweepTemperatureNllErrorAtLow",
+        "nll_error_high": "MultisampleSweepTemperatureNllErrorAtHigh"},
+    "entropy_threshold": {
+        "low": "MultisampleSweepThresholdLow", "high": "MultisampleSweepThresholdHigh",
+        "speedup_low": "MultisampleSweepThresholdSpeedupAtLow",
+        "speedup_high": "MultisampleSweepThresholdSpeedupAtHigh",
+        "method_low": "MultisampleSweepThresholdMethodAtLow", "method_high": "MultisampleSweepThresholdMethodAtHigh",
+        "self_bleu_low": "MultisampleSweepThresholdSelfBleuAtLow",
+        "self_bleu_high": "MultisampleSweepThresholdSelfBleuAtHigh",
+        "nll_error_low": "MultisampleSweepThresholdNllErrorAtLow",
+        "nll_error_high": "MultisampleSweepThresholdNllErrorAtHigh"},
+    "branch_factor": {
+        "low": "MultisampleSweepBranchFactorLow", "high": "MultisampleSweepBranchFactorHigh",
+        "speedup_low": "MultisampleSweepBranchFactorSpeedupAtLow",
+        "speedup_high": "MultisampleSweepBranchFactorSpeedupAtHigh",
+        "method_low": "MultisampleSweepBranchFactorMethodAtLow",
+        "method_high": "MultisampleSweepBranchFactorMethodAtHigh",
+        "self_bleu_low": "MultisampleSweepBranchFactorSelfBleuAtLow",
+        "self_bleu_high": "MultisampleSweepBranchFactorSelfBleuAtHigh",
+        "nll_error_low": "MultisampleSweepBranchFactorNllErrorAtLow",
+        "nll_error_high": "MultisampleSweepBranchFactorNllErrorAtHigh"},
+}
+
+
+def multisample_sweep_picks(experiment, wide, across, cfg) -> list[dict]:
+    """Per varied setting with macros (MULTISAMPLE_SWEEP_MACROS), at its lowest and highest value:
+    the value, and the best speedup there with its configuration and its samples' quality. A
+    setting without macros is in the table and its figure only."""
+    from .analysis import vary_column, vary_slice  # analysis imports this module
+
+    out = []
+    base = _baseline_rows(wide)
+    if not base.empty:
+        out.append(pick(base.iloc[0], "MultisampleSweepBaselineMethod", "method_label", "baseline"))
+    out.append(count(_first(wide), "MultisampleSweepNumConfigs", "configurations",
+                     int((wide["method"] != wide["baseline"]).sum())))
+    labels = dict(zip(wide["method"], wide["method_label"]))
+    for dimension in cfg["experiments"][experiment].get("vary", {}):
+        macros = MULTISAMPLE_SWEEP_MACROS.get(dimension)
+        rows = vary_slice(wide, dimension)
+        rows = rows[rows["x"].notna()]
+        if macros is None or rows.empty:
+            continue
+        values = sorted(float(v) for v in rows["x"].unique())
+        for end, value, stat in (("low", values[0], "min"), ("high", values[-1], "max")):
+            at = rows[rows["x"] == value]
+            out.append(pick(at.iloc[0], macros[end], vary_column(dimension), stat, value=value, method=None,
+                            method_label=None))
+            best = best_row(at, "speedup")
+            if best is None:
+                continue
+            how = f"best speedup at the {stat} {dimension}"
+            out += [speedup_pick(best, macros[f"speedup_{end}"], how),
+                    pick(best, macros[f"method_{end}"], "method_label", how, method_label=labels[best["variant_of"]]),
+                    pick(best, macros[f"self_bleu_{end}"], "self_bleu_mean", how),
+                    pick(best, macros[f"nll_error_{end}"], "nll_per_token_error_mean", how)]
+    return out
+
+
 def no_speedup_reason(sub: pd.DataFrame) -> str | None:
     """Why a leaderboard dataset shows absolute tokens/s instead of speedups (None: it does not)."""
     base = _baseline_rows(sub)

@@ -1,7 +1,8 @@
 """Experiment kinds: what an experiment's rendering shows, declared once per kind.
 
 Each kind lists the files its renderer writes (relative to ``paper/generated/``; a figure is a
-``.pdf`` and a ``.png``; ``{id}`` stands for the experiment's id) and names its renderer, a
+``.pdf`` and a ``.png``; ``{id}`` stands for the experiment's id, ``{dimension}`` for each
+setting of the experiment's ``vary``, one file each) and names its renderer, a
 function of ``decodebench.render``, and the function of ``decodebench.headlines`` that chooses
 the numbers its prose cites by name (both by name, so that this module stays light: Snakemake
 imports it to plan). An experiment's kind is its config's ``kind``; an experiment whose id is a kind's
@@ -38,6 +39,9 @@ KINDS = {k.name: k for k in (
     Kind("ablation", ("tables/ablation.tex",), "render_ablation", "ablation_picks", "one row per step of an ablation, in config order"),
     Kind("multisample", ("tables/multisample.tex", "figures/multisample"), "render_multisample", "multisample_picks",
          "multi-sample speedup and memory next to the samples' quality"),
+    Kind("multisample_sweep", ("tables/multisample_sweep.tex", "figures/multisample_sweep_{dimension}"),
+         "render_multisample_sweep", "multisample_sweep_picks",
+         "multi-sample speedup and sample quality against each varied setting, one figure per setting"),
     Kind("leaderboard", ("tables/leaderboard.tex", "tables/leaderboard.md", "figures/leaderboard"),
          "render_leaderboard", "leaderboard_picks", "Spec-Bench's leaderboard layout"),
     Kind("generic", ("tables/{id}.tex",), "render_generic", None, "throughput, speedup and peak memory"),
@@ -72,5 +76,23 @@ def kind_problems(experiments: dict) -> list[str]:
     return problems
 
 
-def kind_artifacts(experiment: str, kind: str) -> tuple[str, ...]:
-    return tuple(a.format(id=experiment) for a in KINDS[kind].artifacts)
+def kind_artifacts(experiment: str, kind: str, exp: dict | None = None) -> tuple[str, ...]:
+    """The kind's files for one experiment: ``{id}`` filled in, ``{dimension}`` once per setting
+    of the experiment's ``vary`` (none without one)."""
+    out: list[str] = []
+    for a in KINDS[kind].artifacts:
+        dimensions = list((exp or {}).get("vary", {})) if "{dimension}" in a else [None]
+        out += [a.format(id=experiment, dimension=d) for d in dimensions]
+    return tuple(out)
+
+
+def report_caption(figure: str) -> str:
+    """The name of a figure's caption in the report (``workflow/report/<name>.rst``): the
+    figure's own name; figures written once per varied setting share their kind's."""
+    stem = figure.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    for kind in KINDS.values():
+        for a in kind.artifacts:
+            head = a.rsplit("/", 1)[-1].split("{dimension}")[0]
+            if "{dimension}" in a and stem.startswith(head):
+                return head.rstrip("_")
+    return stem

@@ -110,7 +110,8 @@ def benchmark_groups(cfg: dict) -> list[dict]:
 
 def experiment_artifacts(cfg: dict, experiment: str) -> list[str]:
     """Files (relative to the repository root) rendered for one experiment (by its kind)."""
-    names = kind_artifacts(experiment, experiment_kind(experiment, cfg["experiments"][experiment]))
+    exp = cfg["experiments"][experiment]
+    names = kind_artifacts(experiment, experiment_kind(experiment, exp), exp)
     out = []
     for n in names:
         out += [f"{GENERATED}/{n}.pdf", f"{GENERATED}/{n}.png"] if n.startswith("figures/") else [f"{GENERATED}/{n}"]

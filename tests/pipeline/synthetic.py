@@ -25,7 +25,8 @@ def record(i: int, tokens_per_s: float, peak: float, overhead: float, new_tokens
 
 def result(study: str, experiment: str, dataset: str, method: str, method_id: str, records: list[dict],
            params: dict | None = None, label: str | None = None, dataset_label: str | None = None,
-           prompt_tokens: int = 16, max_new_tokens: int = 10, imported: bool = False) -> dict:
+           prompt_tokens: int = 16, max_new_tokens: int = 10, imported: bool = False, num_samples: int = 4,
+           temperature: float = 1.0) -> dict:
     multi = method_id in MULTI
     return {
         "schema_version": "1.0", "kind": "imported" if imported else "measured", "study": study,
@@ -37,7 +38,8 @@ def result(study: str, experiment: str, dataset: str, method: str, method_id: st
         "method": {"name": method, "id": method_id, "params": params or {}, "lossless": not multi,
                    "greedy": not multi, "label": label, "source_name": None},
         "protocol": {"max_new_tokens": max_new_tokens, "stop_at_eos": False, "warmups": 1, "repeats": 1,
-                     "seed": 0, "num_samples": 4 if multi else None,
+                     "seed": 0, "num_samples": num_samples if multi else None,
+                     "temperature": temperature if multi else None,
                      "prompts_requested": len({r["prompt_index"] for r in records}),
                      "prompts_measured": len({r["prompt_index"] for r in records}), "overrides": {}},
         "models": {"target": {"name": "tiny", "source": "local:/x", "num_parameters": 1000},

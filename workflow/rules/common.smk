@@ -6,6 +6,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from decodebench.config import Config, ConfigError, canonical_hash, check_config, read_yaml
+from decodebench.kinds import report_caption
 from decodebench.layout import (
     MANIFEST,
     artifacts,

@@ -10,7 +10,7 @@ rule render:
         templates=sorted(str(p) for p in Path("templates").glob("*.tex")),
     output:
         [a for a in ARTIFACTS if not a.endswith(".png")],
-        [report(f, caption=f"../report/{Path(f).stem}.rst", category="Figures") for f in figures(CFG)],
+        [report(f, caption=f"../report/{report_caption(f)}.rst", category="Figures") for f in figures(CFG)],
         manifest=MANIFEST,
     log:
         f"logs/{STUDY}/render.log",

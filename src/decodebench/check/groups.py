@@ -1,22 +1,21 @@
 """Rules across the results of one table: lossless, comparability, baseline-stability.
 
 Results compared in one table are those of one (study, experiment, dataset). Each result's
-baseline is the experiment's ``baseline`` method from the config (for ``generation_lengths``
-variants, the baseline variant with the same ``_t<N>`` suffix); without a config, the method
+baseline is the one the config gives it (``config.baseline_for``: the experiment's ``baseline``,
+or for ``generation_lengths`` and ``vary`` variants the baseline's variant of the same
+setting); without a config, the method
 with id ``ar`` (``naive`` for multi-sample results) with the same token budget.
 """
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections import defaultdict
 
+from ..config import baseline_for
 from ..paired import PairedStat, across_prompt_cv, paired_speedup, within_prompt_cv
 from .per_result import Result
 from .report import Report
-
-_VARIANT = re.compile(r"_t\d+$")
 
 # Fields that must agree between a result and its baseline. (path, severity)
 COMPARED = (
@@ -38,6 +37,7 @@ COMPARED = (
     (("protocol", "warmups"), "error"),
     (("protocol", "repeats"), "error"),
     (("protocol", "seed"), "error"),
+    (("protocol", "temperature"), "error"),  # multi-sample results (null for the others)
     (("protocol", "prompts_measured"), "error"),
     (("protocol", "overrides"), "error"),
 )
@@ -62,10 +62,7 @@ def baseline_of(res: Result, group: list[Result], cfg: dict | None) -> Result | 
     if cfg is not None and cfg.get("study") == res.data["study"]:
         exp = cfg["experiments"].get(res.data["experiment"])
         if exp is not None:
-            base = exp["baseline"]
-            suffix = _VARIANT.search(res.method)
-            return by_name.get(base + suffix.group(0)) if suffix and base + suffix.group(0) in by_name \
-                else by_name.get(base)
+            return by_name.get(baseline_for(exp, res.method)) or by_name.get(exp["baseline"])
     base_id = "naive" if res.multi_sample else "ar"
     candidates = [r for r in group if r.data["method"]["id"] == base_id]
     same_budget = [r for r in candidates

@@ -47,6 +47,7 @@ from .tables import (
     render_main,
     render_memory,
     render_multisample,
+    render_multisample_sweep,
     render_prompt_length,
     render_sweep,
 )
@@ -54,7 +55,7 @@ from .tables import (
 __all__ = ["Aggregated", "Cell", "Context", "Formats", "bold_best", "check_exceptions", "latex_escape",
            "leaderboard_markdown", "leaderboard_notes", "leaderboard_table", "missing", "render_ablation", "render_all",
            "render_generic", "render_leaderboard", "render_length", "render_main", "render_memory",
-           "render_multisample", "render_prompt_length", "render_sweep", "template_env",
+           "render_multisample", "render_multisample_sweep", "render_prompt_length", "render_sweep", "template_env",
            "write_manifest", "write_setup"]
 
 MANIFEST_VERSION = "1.0"
@@ -103,8 +104,8 @@ def pick_text(fmt: Formats, p) -> Markup:
         return fmt.pct(value)
     if metric == "has_baseline":
         return latex_escape("yes" if value else "no")
-    if p["statistic"] in ("count", "min", "max") and value is not None:
-        return latex_escape(str(int(value)))
+    if p["statistic"] in ("count", "min", "max") and value is not None:  # a count or a setting, as written
+        return latex_escape(str(int(value)) if value.is_integer() else f"{value:g}")
     return fmt.num(value, PICK_FORMATS[metric], sign=metric in SIGNED)
 
 

@@ -6,6 +6,8 @@ import re
 from collections.abc import Callable
 
 from .. import leaderboard
+from ..analysis import vary_slice
+from ..config import VARY_PROTOCOL
 from ..headlines import no_speedup_reason
 from ..layout import GENERATED
 from .context import Context, datasets_of, methods_of, value_at
@@ -248,3 +250,58 @@ def figure_multisample(ctx: Context, df) -> None:
         save_figure(ctx, fig, "multisample")
 
 
+
+
+SWEEP_PANELS = (("speedup", "speedup vs. baseline"), ("distinct_2_mean", "distinct-2"),
+                ("self_bleu_mean", "self-BLEU"), ("nll_per_token_error_mean", "NLL err. (nats/token)"))
+
+
+def figure_multisample_sweep(ctx: Context, df, dimension: str) -> None:
+    """One varied setting (``figures/multisample_sweep_<setting>``): speedup vs the baseline,
+    distinct-2, self-BLEU and NLL error against the setting's value, one line per configuration
+    of the experiment (its variants of this setting; the baseline's too in the quality panels).
+    A configuration without the setting (the baseline of an EAB parameter) is a dashed
+    horizontal line at its own value in the quality panels."""
+    plt = _plt()
+    colors = _colors(ctx.cfg)
+    rows = vary_slice(df, dimension)
+    datasets = datasets_of(rows)
+    styles = ["-", "--", ":", "-."]
+    xlabel = VARY_PROTOCOL[dimension][1] if dimension in VARY_PROTOCOL else dimension.replace("_", " ")
+    labels = dict(zip(rows["method"], rows["method_label"]))
+    with plt.rc_context(STYLE):
+        fig, axes = _figure(2, 2, height=1.7)
+        panels = [ax for row in axes for ax in row]
+        for di, (d, dlabel) in enumerate(datasets):
+            for of in dict.fromkeys(rows["variant_of"]):
+                pts = rows[(rows["dataset"] == d) & (rows["variant_of"] == of)]
+                if pts.empty:
+                    continue
+                label = _text(labels[of]) + (f" ({_text(dlabel)})" if len(datasets) > 1 else "")
+                line = pts[pts["x"].notna()].sort_values("x")
+                for ax, (col, _) in zip(panels, SWEEP_PANELS):
+                    baseline = (pts["method"] == pts["baseline"]).all()
+                    if col == "speedup" and baseline:
+                        continue  # 1 by definition: the dashed line
+                    if line.empty:  # no such setting: its own value, for comparison
+                        v = pts.iloc[0].get(col)
+                        if not missing(v):
+                            ax.axhline(float(v), color=colors.get(of), lw=0.8, ls="--", label=label)
+                        continue
+                    ys = [float("nan") if missing(v) else float(v) for v in line[col]] if col in line else []
+                    if ys:
+                        ax.plot(line["x"].astype(float).tolist(), ys, marker="o", ls=styles[di % 4],
+                                color=colors.get(of), label=label)
+        panels[0].axhline(1.0, color="0.5", lw=0.8, ls="--")
+        ticks = sorted(float(v) for v in rows["x"].dropna().unique())
+        for ax, (_, ylabel) in zip(panels, SWEEP_PANELS):
+            ax.set_ylabel(ylabel)
+            ax.set_xlabel(_text(xlabel))
+            ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+        handles: dict[str, object] = {}
+        for ax in panels:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(lab, h)
+        fig.legend(list(handles.values()), list(handles), loc="upper center", ncols=3, bbox_to_anchor=(0.5, 0.0))
+        fig.tight_layout()
+        save_figure(ctx, fig, f"multisample_sweep_{dimension}")

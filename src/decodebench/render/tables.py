@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from ..headlines import base_label, params_shown
 from .context import Aggregated, Context, datasets_of, methods_of
-from .figures import figure_lines, figure_main, figure_multisample, figure_sweep
+from .figures import figure_lines, figure_main, figure_multisample, figure_multisample_sweep, figure_sweep
 from .latex import Cell, Formats, bold_best, latex_escape, missing
 
 # ----------------------------------------------------------------------------- table helpers
@@ -227,20 +227,34 @@ def render_ablation(ctx: Context, experiment: str, t: Aggregated) -> None:
         ("tokens/round", _cell(fmt, "rate", "tokens_per_round_mean"), "max")]))
 
 
-def render_multisample(ctx: Context, experiment: str, t: Aggregated) -> None:
-    """Speedup (baseline time / method time) and memory ratio per prompt length, each next to
-    the quality of the samples (decodebench.quality): distinct-2, self-BLEU and the error of
-    the NLL-per-token estimate against the independent reference sample."""
-    fmt = ctx.fmt
+def _multisample_columns(fmt: Formats) -> list[tuple[str, Callable, str | None]]:
+    """Speedup (baseline time / method time) and memory ratios, each next to the quality of the
+    samples (decodebench.quality): distinct-2, self-BLEU and the error of the NLL-per-token
+    estimate against the independent reference sample."""
     ratio = lambda col: (lambda r: Cell(fmt.num(r.get(col), "ratio"), fmt.text(r.get(col), "ratio")))  # noqa: E731
-    ctx.write_table("multisample", "multisample.tex", table=grouped_table(t.wide, fmt, [
-        ("speedup", _speedup_cell(fmt), "max"),
-        ("memory", ratio("memory_ratio"), "min"),
-        ("overhead", ratio("overhead_ratio"), "min"),
-        ("distinct-2", _cell(fmt, "rate", "distinct_2_mean"), None),
-        ("self-BLEU", _cell(fmt, "rate", "self_bleu_mean"), None),
-        ("NLL err.", _cell(fmt, "rate", "nll_per_token_error_mean", std=True, sign=True), None)]))
+    return [("speedup", _speedup_cell(fmt), "max"),
+            ("memory", ratio("memory_ratio"), "min"),
+            ("overhead", ratio("overhead_ratio"), "min"),
+            ("distinct-2", _cell(fmt, "rate", "distinct_2_mean"), None),
+            ("self-BLEU", _cell(fmt, "rate", "self_bleu_mean"), None),
+            ("NLL err.", _cell(fmt, "rate", "nll_per_token_error_mean", std=True, sign=True), None)]
+
+
+def render_multisample(ctx: Context, experiment: str, t: Aggregated) -> None:
+    """The ladder per prompt length: ``_multisample_columns`` for every method."""
+    ctx.write_table("multisample", "multisample.tex", table=grouped_table(t.wide, ctx.fmt, _multisample_columns(ctx.fmt)))
     figure_multisample(ctx, t.wide)
+
+
+def render_multisample_sweep(ctx: Context, experiment: str, t: Aggregated) -> None:
+    """Every configuration of the sweep (the experiment's own, then each varied setting's
+    variants) with ``_multisample_columns``, and one figure per varied setting: speedup and the
+    samples' quality against the setting's value."""
+    ctx.write_table("multisample_sweep", "multisample_sweep.tex",
+                    table=grouped_table(t.wide, ctx.fmt, _multisample_columns(ctx.fmt)))
+    for dimension in ctx.cfg["experiments"][experiment].get("vary", {}):
+        figure_multisample_sweep(ctx, t.wide, dimension)
+        ctx.flags.append(f"multisample_sweep_{dimension}")
 
 
 def render_generic(ctx: Context, experiment: str, t: Aggregated) -> None:
