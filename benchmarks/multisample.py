@@ -35,12 +35,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from decodebench.analysis import aggregate_experiment, write_table  # noqa: E402
+from decodebench.analysis import aggregate_experiment, wide_table, write_table  # noqa: E402
 from decodebench.config import load_config  # noqa: E402
 from decodebench.harness import run_group  # noqa: E402
 from decodebench.layout import result_path  # noqa: E402
 from decodebench.measurement import MB  # noqa: E402
+from decodebench.paired import paired_speedup  # noqa: E402
 from decodebench.quality import identical_samples  # noqa: E402
+from decodebench.results import load_result  # noqa: E402
 
 EXPERIMENT = "multisample"
 # (method, compared with): the claims of sample equality the benchmark measures
@@ -84,6 +86,7 @@ def bench_config(args) -> dict:
         if spec["method"].startswith("eab") and eab:
             spec["params"] = {**spec.get("params", {}), **eab}
     cfg["experiments"] = {EXPERIMENT: exp}
+    cfg.pop("tune", None)  # only the multisample experiment runs: no tuning stage, no tuning prompts
     return cfg
 
 
@@ -116,14 +119,19 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--threads", type=int)
     p.add_argument("--out-dir", help="where the result files go (default: a new temporary directory)")
+    p.add_argument("--report", metavar="DIR", help="measure nothing: print the figures of an earlier run's --out-dir")
     args = p.parse_args(argv)
 
-    cfg = bench_config(args)
-    out_dir = Path(args.out_dir or tempfile.mkdtemp(prefix="multisample-bench-")).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    config_path = out_dir / "config.yaml"
-    config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    cfg = load_config(config_path)
+    if args.report:
+        out_dir = Path(args.report).resolve()
+        cfg = load_config(out_dir / "config.yaml")
+    else:
+        cfg = bench_config(args)
+        out_dir = Path(args.out_dir or tempfile.mkdtemp(prefix="multisample-bench-")).resolve()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        config_path = out_dir / "config.yaml"
+        config_path.write_text(yaml.safe_dump(dict(cfg), sort_keys=False))
+        cfg = load_config(config_path)
     exp = cfg["experiments"][EXPERIMENT]
     methods = list(exp["methods"])
     print(f"results: {out_dir}", file=sys.stderr)
@@ -131,6 +139,9 @@ def main(argv=None) -> int:
     results = []
     for dataset in exp["datasets"]:
         outs = {m: out_dir / result_path(cfg["study"], EXPERIMENT, dataset, m) for m in methods}
+        if args.report:
+            results += [load_result(outs[m]) for m in methods]
+            continue
         group = run_group(cfg, EXPERIMENT, dataset, methods, outs,
                           prompts_path=out_dir / f"{dataset}.prompts.jsonl", progress=True)
         results += group.values()
@@ -146,7 +157,7 @@ def main(argv=None) -> int:
     by = {(r["dataset"]["name"], r["method"]["name"]): r for r in results}
     print(f"{'prompt':>6} {'method':<18} {'wall_s':>7} {'speedup [95% CI]':>20} {'tok_steps':>9} {'kv_mb':>7} "
           f"{'overhead_mb':>11} {'ovh_ratio':>9} {'distinct2':>9} {'selfbleu':>8} {'nll_err':>8}")
-    for row in table.to_dict("records"):
+    for row in wide_table(table).to_dict("records"):
         recs = by[(row["dataset"], row["method"])]["records"]
         interval = "" if row.get("speedup_low") is None or row["speedup_low"] != row["speedup_low"] else \
             f" [{fmt(row['speedup_low'])}, {fmt(row['speedup_high'])}]"
@@ -156,6 +167,13 @@ def main(argv=None) -> int:
               f"{fmt(row['peak_memory_overhead_mb_mean'], '.1f'):>11} {fmt(row['overhead_ratio']):>9} "
               f"{fmt(row.get('distinct_2_mean')):>9} {fmt(row.get('self_bleu_mean')):>8} "
               f"{fmt(row.get('nll_per_token_error_mean'), '+.3f'):>8}")
+    # what branching buys over independent samples drawn after the same shared prefill
+    for dataset in exp["datasets"]:
+        for method in methods:
+            if method.startswith("eab") and (dataset, "shared_prefill") in by:
+                s = paired_speedup(by[(dataset, method)]["records"], by[(dataset, "shared_prefill")]["records"], True)
+                print(f"# {dataset} {method} vs shared_prefill: {fmt(s.estimate)}x [{fmt(s.low)}, {fmt(s.high)}] "
+                      f"(time to all samples, paired over {s.prompts} prompts)")
     print(f"# identical samples ({cfg['dtype']}), sample by sample over every prompt:")
     for method, other in SAME_SAMPLES:
         if method not in methods or other not in methods:
