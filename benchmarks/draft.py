@@ -81,7 +81,7 @@ def speedups(cfg_path: Path, prompts: list[torch.Tensor], new_tokens: int, workd
     raw["datasets"] = {"heldout": {"loader": "jsonl", "path": str(prompts_file), "num_prompts": len(prompts),
                                    "prompt_tokens": len(prompts[0])}}
     raw["protocol"] = {**raw.get("protocol", {}), "max_new_tokens": new_tokens, "stop_at_eos": False}
-    raw["experiments"] = {"draft": {"baseline": "ar", "datasets": ["heldout"],
+    raw["experiments"] = {"draft": {"kind": "generic", "baseline": "ar", "datasets": ["heldout"],
                                     "methods": {"ar": {"method": "ar"}, **methods}}}
     bench_cfg = workdir / "config.yaml"
     bench_cfg.write_text(yaml.safe_dump(raw, sort_keys=False))

@@ -57,8 +57,8 @@ from decodebench import testing  # noqa: E402
 from decodebench.check.groups import TIE_EPSILON  # noqa: E402
 from decodebench.costmodel import fit_method, speedup_pairs  # noqa: E402
 from decodebench.harness import _record, top2_margins  # noqa: E402
-from decodebench.measurement import MB, Tracker  # noqa: E402
-from decodebench.memory_model import ALLOWANCE_MB, expected_overhead  # noqa: E402
+from decodebench.measurement import MIB, Tracker  # noqa: E402
+from decodebench.memory_model import ALLOWANCE_MIB, expected_overhead  # noqa: E402
 from decodebench.methods import Budget, GenContext, all_methods, counting_forwards, get_method  # noqa: E402
 from decodebench.methods.oracle import greedy_reference  # noqa: E402
 from decodebench.models import model_shape  # noqa: E402
@@ -107,29 +107,29 @@ def _allocate(device: torch.device, nbytes: int) -> torch.Tensor:
 
 def check_tracker(device: torch.device, tiny: bool) -> dict:
     tracker = Tracker(device)
-    nbytes = (64 if tiny or device.type == "cpu" else 1024) * MB
-    slack_mb = ALLOWANCE_MB[tracker.memory_kind]
+    nbytes = (64 if tiny or device.type == "cpu" else 1024) * MIB
+    slack_mib = ALLOWANCE_MIB[tracker.memory_kind]
 
-    def within(measured_mb: float, expected_mb: float) -> bool:
+    def within(measured_mib: float, expected_mib: float) -> bool:
         if device.type == "cuda":
-            return abs(measured_mb - expected_mb) <= CUDA_PEAK_TOLERANCE * expected_mb
-        return 0.9 * expected_mb <= measured_mb <= expected_mb + slack_mb
+            return abs(measured_mib - expected_mib) <= CUDA_PEAK_TOLERANCE * expected_mib
+        return 0.9 * expected_mib <= measured_mib <= expected_mib + slack_mib
 
     with tracker.measure() as m:
         x = _allocate(device, nbytes)
         del x  # freed before the region ends: only a true peak sees it
-    freed = {"allocated_mb": nbytes / MB, "peak_overhead_mb": m.peak_memory_overhead_mb,
-             "baseline_mb": m.baseline_memory_mb}
+    freed = {"allocated_mib": nbytes / MIB, "peak_overhead_mib": m.peak_memory_overhead_mib,
+             "baseline_mib": m.baseline_memory_mib}
     leftover = _allocate(device, nbytes // 2)  # a previous prompt's leftovers, still alive
     with tracker.measure() as m2:
         y = _allocate(device, nbytes)
         del y
-    after = {"leftover_mb": nbytes / 2 / MB, "baseline_mb": m2.baseline_memory_mb,
-             "peak_overhead_mb": m2.peak_memory_overhead_mb}
+    after = {"leftover_mib": nbytes / 2 / MIB, "baseline_mib": m2.baseline_memory_mib,
+             "peak_overhead_mib": m2.peak_memory_overhead_mib}
     del leftover
-    checks = {"freed_inside_region_is_the_peak": within(freed["peak_overhead_mb"], nbytes / MB),
-              "leftovers_in_baseline": after["baseline_mb"] >= freed["baseline_mb"] + 0.9 * nbytes / 2 / MB,
-              "leftovers_not_in_overhead": within(after["peak_overhead_mb"], nbytes / MB)}
+    checks = {"freed_inside_region_is_the_peak": within(freed["peak_overhead_mib"], nbytes / MIB),
+              "leftovers_in_baseline": after["baseline_mib"] >= freed["baseline_mib"] + 0.9 * nbytes / 2 / MIB,
+              "leftovers_not_in_overhead": within(after["peak_overhead_mib"], nbytes / MIB)}
     return {"ok": all(checks.values()), "memory_kind": tracker.memory_kind, "exact": tracker.memory_exact,
             "checks": checks, "freed_in_region": freed, "after_leftovers": after}
 
@@ -285,13 +285,13 @@ def check_kv_memory(device: torch.device, tiny: bool, models: dict, dtype: str) 
     result = {"models": {"target": {"shape": shape}}, "method": {"id": "ar"}, "protocol": {},
               "environment": {"dtype": dtype}}
     expected = expected_overhead(result, record)
-    kv_mb = expected.components["kv_target"] / MB
+    kv_mib = expected.components["kv_target"] / MIB
     out = {"shape": shape, "prompt_tokens": prompt_len, "new_tokens": record["new_tokens"],
-           "measured_overhead_mb": m.peak_memory_overhead_mb, "memory_kind": m.memory_kind,
-           "expected_mb": {k: v / MB for k, v in expected.components.items()}, "expected_total_mb": expected.total_mb,
-           "measured_over_kv": m.peak_memory_overhead_mb / kv_mb,
-           "measured_over_expected": m.peak_memory_overhead_mb / expected.total_mb}
-    out["ok"] = kv_mb * 0.98 <= m.peak_memory_overhead_mb <= 1.5 * expected.total_mb + ALLOWANCE_MB[m.memory_kind]
+           "measured_overhead_mib": m.peak_memory_overhead_mib, "memory_kind": m.memory_kind,
+           "expected_mib": {k: v / MIB for k, v in expected.components.items()}, "expected_total_mib": expected.total_mib,
+           "measured_over_kv": m.peak_memory_overhead_mib / kv_mib,
+           "measured_over_expected": m.peak_memory_overhead_mib / expected.total_mib}
+    out["ok"] = kv_mib * 0.98 <= m.peak_memory_overhead_mib <= 1.5 * expected.total_mib + ALLOWANCE_MIB[m.memory_kind]
     return out
 
 
@@ -327,7 +327,7 @@ def summary_note(name: str, s: dict) -> str:
     if name == "speed":
         return f"AR {s['ar_tokens_per_s']:.1f} tokens/s"
     if name == "kv_memory":
-        return (f"overhead {s['measured_overhead_mb']:.1f} MiB = {s['measured_over_kv']:.3f} x KV bytes, "
+        return (f"overhead {s['measured_overhead_mib']:.1f} MiB = {s['measured_over_kv']:.3f} x KV bytes, "
                 f"{s['measured_over_expected']:.3f} x the memory model")
     if name == "scheduling":
         return f"CUDA_VISIBLE_DEVICES={s['visible_gpus']!r}, {s['jobs']} jobs, overlap: {s['overlap']}"

@@ -39,7 +39,7 @@ from decodebench.analysis import aggregate_experiment, wide_table, write_table  
 from decodebench.config import load_config  # noqa: E402
 from decodebench.harness import run_group  # noqa: E402
 from decodebench.layout import result_path  # noqa: E402
-from decodebench.measurement import MB  # noqa: E402
+from decodebench.measurement import MIB  # noqa: E402
 from decodebench.paired import paired_speedup  # noqa: E402
 from decodebench.quality import identical_samples  # noqa: E402
 from decodebench.results import load_result  # noqa: E402
@@ -155,16 +155,16 @@ def main(argv=None) -> int:
           f"{exp['protocol'].get('temperature', 1.0)} reference_samples={proto.get('reference_samples')} | "
           f"prompts per length: {proto['prompts_measured']} | torch threads {cfg.get('threads')}")
     by = {(r["dataset"]["name"], r["method"]["name"]): r for r in results}
-    print(f"{'prompt':>6} {'method':<18} {'wall_s':>7} {'speedup [95% CI]':>20} {'tok_steps':>9} {'kv_mb':>7} "
-          f"{'overhead_mb':>11} {'ovh_ratio':>9} {'distinct2':>9} {'selfbleu':>8} {'nll_err':>8}")
+    print(f"{'prompt':>6} {'method':<18} {'wall_s':>7} {'speedup [95% CI]':>20} {'tok_steps':>9} {'kv_mib':>7} "
+          f"{'overhead_mib':>11} {'ovh_ratio':>9} {'distinct2':>9} {'selfbleu':>8} {'nll_err':>8}")
     for row in wide_table(table).to_dict("records"):
         recs = by[(row["dataset"], row["method"])]["records"]
         interval = "" if row.get("speedup_low") is None or row["speedup_low"] != row["speedup_low"] else \
             f" [{fmt(row['speedup_low'])}, {fmt(row['speedup_high'])}]"
         print(f"{row['prompt_tokens_config']:>6} {row['method']:<18} {fmt(row['wall_time_s_mean']):>7} "
               f"{fmt(row['speedup']) + interval:>20} {fmt(row['token_steps_mean'], '.0f'):>9} "
-              f"{fmt(mean(r['extra']['kv_computed_peak_bytes'] / MB for r in recs), '.1f'):>7} "
-              f"{fmt(row['peak_memory_overhead_mb_mean'], '.1f'):>11} {fmt(row['overhead_ratio']):>9} "
+              f"{fmt(mean(r['extra']['kv_computed_peak_bytes'] / MIB for r in recs), '.1f'):>7} "
+              f"{fmt(row['peak_memory_overhead_mib_mean'], '.1f'):>11} {fmt(row['overhead_ratio']):>9} "
               f"{fmt(row.get('distinct_2_mean')):>9} {fmt(row.get('self_bleu_mean')):>8} "
               f"{fmt(row.get('nll_per_token_error_mean'), '+.3f'):>8}")
     # what branching buys over independent samples drawn after the same shared prefill

@@ -73,7 +73,7 @@ def bench_config(args) -> tuple[dict, str, dict[str, str]]:
             skipped[mid] = "needs a draft: set models.draft in the config or pass --draft PATH"
             continue
         methods[mid] = {"method": mid, "params": k_params.get(mid, {})}
-    cfg["experiments"] = {EXPERIMENT: {"description": "benchmarks/speculative.py", "baseline": "ar",
+    cfg["experiments"] = {EXPERIMENT: {"description": "benchmarks/speculative.py", "kind": "generic", "baseline": "ar",
                                        "datasets": [dataset], "methods": methods}}
     return cfg, dataset, skipped
 

@@ -51,7 +51,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _memory_mb() -> int:
+def _memory_mib() -> int:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemTotal:"):
             return int(line.split()[1]) // 1024
@@ -59,13 +59,13 @@ def _memory_mb() -> int:
 
 
 class SlurmCluster:
-    def __init__(self, root: Path | None = None, cpus: int | None = None, memory_mb: int | None = None,
+    def __init__(self, root: Path | None = None, cpus: int | None = None, memory_mib: int | None = None,
                  default_partition: bool = False):
         self.own_root = root is None  # a temporary folder of its own, removed by stop()
         self.root = Path(root or tempfile.mkdtemp(prefix="slurm-"))
         self.cpus = cpus or os.cpu_count() or 1
         # Less than the machine has: slurmd drains a node that has less than it claims.
-        self.memory_mb = memory_mb or min(4000, _memory_mb() // 2)
+        self.memory_mib = memory_mib or min(4000, _memory_mib() // 2)
         self.partition = PARTITION
         # Not the default by default: a job that names no partition is rejected.
         self.default_partition = default_partition
@@ -121,7 +121,7 @@ SlurmctldTimeout=30
 SlurmdTimeout=30
 InactiveLimit=0
 KillWait=5
-NodeName={self.node} NodeHostname={host} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} Gres=gpu:1 State=UNKNOWN
+NodeName={self.node} NodeHostname={host} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mib} Gres=gpu:1 State=UNKNOWN
 PartitionName={self.partition} Nodes={self.node} Default={"YES" if self.default_partition else "NO"} MaxTime=INFINITE State=UP
 """)
         # The SLURM plugin's job step drops every SLURM_* variable (SLURM_CONF too) before it

@@ -178,7 +178,7 @@ def test_across_datasets_averages_and_recomputes_memory_change():
           result("s", "memory", "b", "lin", "linear", [record(0, 40.0, 330.0, 45.0)])]
     avg = across_datasets(per_dataset_table(_cfg({"memory": exp}), "memory", rs))
     lin = avg[avg["method"] == "lin"].iloc[0]
-    assert lin["peak_memory_mb_mean"] == pytest.approx(220.0)
+    assert lin["peak_memory_mib_mean"] == pytest.approx(220.0)
     assert lin["peak_memory_change_pct"] == pytest.approx(10.0)  # 220 vs 200
     assert lin["speedup"] == pytest.approx(3.0)  # mean of 2x and 4x
 

@@ -70,15 +70,15 @@ def failed_last_prompt(r):
 
 def zero_peak(r):  # the seed paper: peak read after the tensors were freed
     for rec in r["records"]:
-        rec["peak_memory_mb"] = rec["peak_memory_overhead_mb"] = 0.0
+        rec["peak_memory_mib"] = rec["peak_memory_overhead_mib"] = 0.0
 
 
 def overhead_above_total(r):
-    r["records"][3]["peak_memory_overhead_mb"] = r["records"][3]["peak_memory_mb"] + 1
+    r["records"][3]["peak_memory_overhead_mib"] = r["records"][3]["peak_memory_mib"] + 1
 
 
 def memory_in_bytes(r):
-    r["records"][0]["peak_memory_mb"] *= 1024 ** 2
+    r["records"][0]["peak_memory_mib"] *= 1024 ** 2
 
 
 def wrong_tokens_per_s(r):
@@ -427,7 +427,7 @@ def test_cli_exit_codes_json_strict_and_read_only(tmp_path):
     assert out["counts"]["warning"] == 1 and out["exit_code"] == 0
     write_results(tmp_path, CASES["memory-zero-peak"][0]())
     proc = _cli(cwd=tmp_path)  # default: results/raw, paper/ and results/MANIFEST.json
-    assert proc.returncode == 1 and f"{AR}: memory: error: peak_memory_mb not positive" in proc.stdout
+    assert proc.returncode == 1 and f"{AR}: memory: error: peak_memory_mib not positive" in proc.stdout
     shutil.rmtree(tmp_path / "results" / "raw" / "synthetic")
     write_results(tmp_path, list(base().values()))
     before = _snapshot(tmp_path)

@@ -59,12 +59,12 @@ def test_acknowledged_findings_leave_the_remeasure_command(tmp_path):
     assert report.remeasure_command() is None
 
 
-def with_shape(overhead_mb):
+def with_shape(overhead_mib):
     def fn(r):
         r["models"]["target"]["shape"] = dict(SMOLLM2)
         r["environment"].update(memory_kind="process_rss", cpu_count=2)
         for rec in r["records"]:
-            rec["peak_memory_overhead_mb"] = overhead_mb
+            rec["peak_memory_overhead_mib"] = overhead_mib
     return fn
 
 

@@ -22,7 +22,7 @@ def test_run_writes_valid_result_with_provenance(tiny_config, tmp_path):
     assert data["protocol"]["overrides"] == {}
     for r in data["records"]:
         assert r["new_tokens"] == 12 and r["prompt_tokens"] == 24
-        assert r["peak_memory_overhead_mb"] > 0
+        assert r["peak_memory_overhead_mib"] > 0
         assert r["tokens_per_s"] == pytest.approx(r["new_tokens"] / r["wall_time_s"])
         assert 0 < r["ttft_s"] <= r["wall_time_s"]
     assert data["models"]["target"]["num_parameters"] > 0
@@ -209,8 +209,8 @@ def test_run_summary_result_file_and_csv_agree_for_every_metric(tiny_config, tmp
     printed = re.search(r"([0-9.]+) tokens/s, peak ([0-9.]+) MiB \(overhead ([0-9.]+) MiB\)", proc.stdout)
     assert printed, proc.stdout
     assert printed.group(1) == f"{summary['tokens_per_s']['mean']:.2f}"
-    assert printed.group(2) == f"{summary['peak_memory_mb']['mean']:.1f}"
-    assert printed.group(3) == f"{summary['peak_memory_overhead_mb']['mean']:.1f}"
+    assert printed.group(2) == f"{summary['peak_memory_mib']['mean']:.1f}"
+    assert printed.group(3) == f"{summary['peak_memory_overhead_mib']['mean']:.1f}"
 
     cfg = load_config(tiny_config)
     cfg["experiments"]["main"]["methods"] = {"ar": cfg["experiments"]["main"]["methods"]["ar"]}

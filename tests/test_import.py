@@ -163,7 +163,7 @@ def test_conversion_units_std_zeros_and_params(tmp_path):
     # population std (ddof=0) over n=4 prompts -> sample std; ms -> s
     assert s["tokens_per_s"] == {"mean": 100.0, "std": 3.0 * math.sqrt(4 / 3), "n": 4}
     assert s["ttft_s"]["mean"] == pytest.approx(0.020) and s["ttft_s"]["std"] == pytest.approx(0.002 * math.sqrt(4 / 3))
-    assert s["peak_memory_mb"] == {"mean": 5800.0, "std": None, "n": 1}
+    assert s["peak_memory_mib"] == {"mean": 5800.0, "std": None, "n": 1}
     # fields recorded as 0 are "not measured": left out and named in the notes
     assert "wall_time_s" not in s and "source_acceptance_rate" not in s
     assert "total_time_ms" in ar["provenance"]["notes"] and "acceptance_rate" in ar["provenance"]["notes"]
@@ -341,7 +341,7 @@ def test_memory_table_is_reproduced_exactly_from_the_imported_results(imported):
               for ds in ("pg19", "wikitext")}
     expected = memory_table(*({ours: source[ds][theirs] for ours, theirs in MEMORY_ROWS}
                               for ds in ("pg19", "wikitext")))
-    ours = memory_table(*({m: load(imported, "memory", ds, m)["summary"]["peak_memory_mb"]["mean"]
+    ours = memory_table(*({m: load(imported, "memory", ds, m)["summary"]["peak_memory_mib"]["mean"]
                            for m, _ in MEMORY_ROWS} for ds in ("pg19", "wikitext")))
     assert ours == expected  # exact: no rounding or unit change on the way
     assert len(ours) == 6 and all(math.isfinite(v) for row in ours.values() for v in row.values())

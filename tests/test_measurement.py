@@ -3,33 +3,33 @@ import gc
 import pytest
 import torch
 
-from decodebench.measurement import Latency, Tracker, hwm_precision_mb
+from decodebench.measurement import Latency, Tracker, hwm_precision_mib
 from decodebench.telemetry import busy
 
-ALLOC_MB = 200
+ALLOC_MIB = 200
 
 
 def _allocate_and_free(device: str) -> None:
-    x = torch.ones(ALLOC_MB * 1024 * 1024 // 4, dtype=torch.float32, device=device)  # touches every page
+    x = torch.ones(ALLOC_MIB * 1024 * 1024 // 4, dtype=torch.float32, device=device)  # touches every page
     x.add_(1)
     del x
 
 
 # The kernel records VmHWM from per-CPU batched RSS counters, which can lag the true
 # resident peak by a bounded amount (documented in decodebench.measurement).
-CPU_PRECISION_MB = hwm_precision_mb()
+CPU_PRECISION_MIB = hwm_precision_mib()
 
 
 def test_precision_bound_is_small():
-    assert 0 < CPU_PRECISION_MB < 0.01 * ALLOC_MB
+    assert 0 < CPU_PRECISION_MIB < 0.01 * ALLOC_MIB
 
 
 def test_cpu_peak_sees_allocation_freed_inside_region():
     tracker = Tracker("cpu")
     with tracker.measure() as m:
         _allocate_and_free("cpu")
-    assert m.peak_memory_overhead_mb >= ALLOC_MB - CPU_PRECISION_MB
-    assert m.peak_memory_mb >= m.peak_memory_overhead_mb
+    assert m.peak_memory_overhead_mib >= ALLOC_MIB - CPU_PRECISION_MIB
+    assert m.peak_memory_mib >= m.peak_memory_overhead_mib
     assert m.memory_kind == "process_rss"
 
 
@@ -39,14 +39,14 @@ def test_cpu_overhead_not_hidden_by_an_earlier_allocation():
     _allocate_and_free("cpu")
     with tracker.measure() as m:
         _allocate_and_free("cpu")
-    assert m.peak_memory_overhead_mb >= ALLOC_MB - CPU_PRECISION_MB
+    assert m.peak_memory_overhead_mib >= ALLOC_MIB - CPU_PRECISION_MIB
 
 
 def test_empty_region_has_small_overhead_and_positive_time():
     tracker = Tracker("cpu")
     with tracker.measure() as m:
         pass
-    assert m.peak_memory_overhead_mb < 20
+    assert m.peak_memory_overhead_mib < 20
     assert m.wall_time_s >= 0
     assert m.ttft_s is None and m.latency().tpot_s is None
 
@@ -117,6 +117,6 @@ def test_cuda_peak_sees_allocation_freed_inside_region():
     tracker = Tracker("cuda")
     with tracker.measure() as m:
         _allocate_and_free("cuda")
-    assert m.peak_memory_overhead_mb >= ALLOC_MB
-    assert m.peak_reserved_mb >= m.peak_memory_mb
+    assert m.peak_memory_overhead_mib >= ALLOC_MIB
+    assert m.peak_reserved_mib >= m.peak_memory_mib
     assert m.memory_kind == "cuda_allocated"

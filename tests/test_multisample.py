@@ -322,7 +322,7 @@ def test_run_job_for_each_method(tiny_config, tmp_path):
         for r in result["records"]:
             assert r["num_samples"] == 4 and r["new_tokens"] == 4 * 6
             assert r["token_steps"] > 0 and r["final_paths"] >= 1
-            assert r["peak_memory_overhead_mb"] >= 0
+            assert r["peak_memory_overhead_mib"] >= 0
         hashes[method] = [r["output_sha256"] for r in result["records"]]
         quality[method] = [{k: r[k] for k in ("distinct_1", "distinct_2", "self_bleu", "sample_logprob_mean",
                                               "sample_logprob_std", "nll_per_token", "nll_per_token_reference",

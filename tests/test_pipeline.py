@@ -138,7 +138,7 @@ def test_a_failing_check_stops_the_build_and_keeps_its_report(workspace, tmp_pat
     result = ws / "results" / "raw" / STUDY / "main" / "docs" / "ar_again.json"
     original = result.read_text()
     data = json.loads(original)
-    data["records"][0]["peak_memory_mb"] = 0.0  # the classic: peak read after the tensors were freed
+    data["records"][0]["peak_memory_mib"] = 0.0  # the classic: peak read after the tensors were freed
     result.write_text(json.dumps(data))
     try:
         proc = snakemake(ws, *args, *UNTIL, "--forcerun", "check_results", check=False)

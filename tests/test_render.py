@@ -23,7 +23,7 @@ from decodebench.study_setup import setup_files, write_setup_table
 REPO = Path(__file__).resolve().parents[1]
 LABEL = "Docs & more_1 #%$"
 
-# Throughput per method id (tokens/s) and peak memory (MB): known numbers, so that the best
+# Throughput per method id (tokens/s) and peak memory (MiB): known numbers, so that the best
 # value of each column is known.
 SPEED = {"ar": 10.0, "pld": 12.0, "linear": 20.0, "tree": 30.0, "dynatree": 35.0, "naive": 10.0, "eab_cow": 10.0,
          "shared_prefill": 10.0, "eab_shared_prefix": 10.0}
@@ -177,7 +177,7 @@ def test_best_value_is_bold_and_formats_follow_the_config(rendered):
     assert r"\num{3.000}\(\times\)" in tree  # formats.speedup: 3 decimals
     assert re.search(r"\\num\{31\.5 \\pm 2\.1\}", tree)  # tokens/s: 1 decimal, mean ± sample std
     memory = (root / "paper/generated/tables/memory.tex").read_text()
-    assert r"\num{+49.75}\,\%" in memory.split("tab:memory-overhead")[0]  # tree: 150.5 vs 100.5 MB
+    assert r"\num{+49.75}\,\%" in memory.split("tab:memory-overhead")[0]  # tree: 150.5 vs 100.5 MiB
     assert r"\textbf{\num{100.5}}" in memory  # lowest peak is bold
 
 
@@ -233,8 +233,8 @@ def test_rerender_is_byte_identical(rendered, tmp_path):
 
 
 def test_formats_round_and_sign():
-    fmt = Formats({"formats": {"memory_mb": 1, "relative_change_pct": 2}})
-    assert fmt.num(1234.56, "memory_mb") == r"\num{1234.6}"
+    fmt = Formats({"formats": {"memory_mib": 1, "relative_change_pct": 2}})
+    assert fmt.num(1234.56, "memory_mib") == r"\num{1234.6}"
     assert fmt.pct(-3.14159) == r"\num{-3.14}\,\%"
     assert fmt.pct(2.0) == r"\num{+2.00}\,\%"
     assert fmt.speedup(None) == "--"

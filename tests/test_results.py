@@ -10,10 +10,10 @@ from decodebench.results import ResultError, atomic_write_text, ids_sha256, load
 def minimal_result() -> dict:
     record = {"prompt_index": 0, "prompt_id": "p0", "repeat": 0, "prompt_tokens": 8, "new_tokens": 4,
               "wall_time_s": 0.5, "tokens_per_s": 8.0, "ttft_s": 0.1, "tpot_s": 0.4 / 3,
-              "peak_memory_mb": 100.0, "peak_memory_overhead_mb": 5.0, "memory_exact": True,
+              "peak_memory_mib": 100.0, "peak_memory_overhead_mib": 5.0, "memory_exact": True,
               "output_sha256": ids_sha256([1, 2, 3, 4])}
     return {
-        "schema_version": "1.0", "kind": "measured", "study": "s", "experiment": "main",
+        "schema_version": "2.0", "kind": "measured", "study": "s", "experiment": "main",
         "dataset": {"name": "d", "loader": "jsonl", "source_kind": "local", "label": "d", "prompt_sha256": "0" * 64},
         "method": {"name": "ar", "id": "ar", "params": {}, "lossless": True, "greedy": True},
         "protocol": {"max_new_tokens": 4, "stop_at_eos": False, "warmups": 0, "repeats": 1, "seed": 0,

@@ -168,8 +168,8 @@ def add_relative(table: pd.DataFrame) -> pd.DataFrame:
             speedup = _ratio(get(b, "wall_time_s_mean"), get(r, "wall_time_s_mean"))
         else:
             speedup = _ratio(get(r, "tokens_per_s_mean"), get(b, "tokens_per_s_mean"))
-        peak = _ratio(get(r, "peak_memory_mb_mean"), get(b, "peak_memory_mb_mean"))
-        over = _ratio(get(r, "peak_memory_overhead_mb_mean"), get(b, "peak_memory_overhead_mb_mean"))
+        peak = _ratio(get(r, "peak_memory_mib_mean"), get(b, "peak_memory_mib_mean"))
+        over = _ratio(get(r, "peak_memory_overhead_mib_mean"), get(b, "peak_memory_overhead_mib_mean"))
         cols["speedup"].append(speedup)
         cols["memory_ratio"].append(peak)
         cols["overhead_ratio"].append(over)
@@ -396,7 +396,7 @@ def across_datasets(table: pd.DataFrame) -> pd.DataFrame:
         rows.append(row)
     out = pd.DataFrame(rows)
     by_method = {r["method"]: r for r in rows}
-    for col, base_col in (("memory_ratio", "peak_memory_mb_mean"), ("overhead_ratio", "peak_memory_overhead_mb_mean")):
+    for col, base_col in (("memory_ratio", "peak_memory_mib_mean"), ("overhead_ratio", "peak_memory_overhead_mib_mean")):
         vals = []
         for r in rows:
             b = by_method.get(r["baseline"])

@@ -47,7 +47,7 @@ def _cmd_run(args) -> int:
         s = result["summary"]
         print(f"{outs[name]}: {result['protocol']['prompts_measured']} prompts x {result['protocol']['repeats']} "
               f"repeats, {s['tokens_per_s']['mean']:.2f} tokens/s, "
-              f"peak {s['peak_memory_mb']['mean']:.1f} MiB (overhead {s['peak_memory_overhead_mb']['mean']:.1f} MiB)")
+              f"peak {s['peak_memory_mib']['mean']:.1f} MiB (overhead {s['peak_memory_overhead_mib']['mean']:.1f} MiB)")
         for e in result["errors"]:
             print(f"{outs[name]}: prompt {e['prompt_index']} failed: {e['message']}", file=sys.stderr)
     return 0

@@ -112,9 +112,9 @@ def _record(index: int, repeat: int, prompt: dict, output, m, ctx: GenContext, s
         "tokens_per_target_forward": (new / counts["target"].forwards
                                       if spec.greedy and not spec.multi_sample and counts["target"].forwards
                                       else None),
-        "peak_memory_mb": m.peak_memory_mb, "peak_memory_overhead_mb": m.peak_memory_overhead_mb,
-        "baseline_memory_mb": m.baseline_memory_mb, "peak_reserved_mb": m.peak_reserved_mb,
-        "baseline_rss_anon_mb": m.baseline_rss_anon_mb, "baseline_rss_file_mb": m.baseline_rss_file_mb,
+        "peak_memory_mib": m.peak_memory_mib, "peak_memory_overhead_mib": m.peak_memory_overhead_mib,
+        "baseline_memory_mib": m.baseline_memory_mib, "peak_reserved_mib": m.peak_reserved_mib,
+        "baseline_rss_anon_mib": m.baseline_rss_anon_mib, "baseline_rss_file_mib": m.baseline_rss_file_mib,
         "memory_exact": m.memory_exact,
         "output_sha256": ids_sha256(output.new_ids if output.samples is None
                                     else [t for s in output.samples for t in s]),

@@ -111,7 +111,7 @@ def memory_picks(experiment, wide, across, cfg) -> list[dict]:
     out = []
     base = _baseline_rows(across)
     if not base.empty:
-        out.append(pick(base.iloc[0], "MemoryBaselinePeak", "peak_memory_mb_mean", "baseline, mean over datasets"))
+        out.append(pick(base.iloc[0], "MemoryBaselinePeak", "peak_memory_mib_mean", "baseline, mean over datasets"))
     changed = across[across["peak_memory_change_pct"].notna()]  # the baseline (+0 %) included
     if not changed.empty:
         values = changed["peak_memory_change_pct"].astype(float)

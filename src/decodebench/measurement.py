@@ -5,7 +5,7 @@ A measurement brackets one generation:
     tracker = Tracker(device)
     with tracker.measure() as m:
         ...generate...             # the method calls m.commit(n) each time it commits n tokens
-    m.wall_time_s, m.latency(), m.peak_memory_mb, m.peak_memory_overhead_mb, m.telemetry
+    m.wall_time_s, m.latency(), m.peak_memory_mib, m.peak_memory_overhead_mib, m.telemetry
 
 Timing: ``time.perf_counter()`` read after ``torch.cuda.synchronize()`` on CUDA, so queued
 kernels are inside the interval. Commit times are read without a synchronisation: every
@@ -32,14 +32,14 @@ Peak memory is a true peak, never a reading taken after the tensors were freed:
   Before the baseline is read, freed heap that glibc keeps in its arenas is returned to the
   kernel (``malloc_trim(0)``); otherwise a warmup's freed buffers would already be resident,
   generation would reuse them without raising the high-water mark, and the overhead would
-  read 0 MB: the very error this tracker exists to prevent.
+  read 0 MiB: the very error this tracker exists to prevent.
 
 Precision on CPU: the kernel keeps RSS in per-CPU counters that are folded into the total in
 batches (``percpu_counter_batch`` = max(32, 2 x CPUs) pages per CPU), and it records the
 high-water mark from the folded total, so ``VmHWM`` can lag the true peak by up to one batch
-per CPU and counter (anon, file, shmem): ``hwm_precision_mb()``, 0.75 MB on 2 CPUs.
+per CPU and counter (anon, file, shmem): ``hwm_precision_mib()``, 0.75 MiB on 2 CPUs.
 
-``peak_memory_mb`` is the total peak (weights included); ``peak_memory_overhead_mb`` is the
+``peak_memory_mib`` is the total peak (weights included); ``peak_memory_overhead_mib`` is the
 peak minus the baseline, i.e. what generation itself added. On CPU the baseline's resident
 memory is also recorded split into anonymous and file-backed pages (``RssAnon``, ``RssFile``):
 models are loaded into anonymous memory (``models.load_model``), so the total does not depend
@@ -66,7 +66,7 @@ import torch
 from . import telemetry
 from .latency import PERCENTILES, Latency  # noqa: F401  (re-exported)
 
-MB = 1024 * 1024
+MIB = 1024 * 1024
 _PROC_STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 
@@ -96,10 +96,10 @@ def release_free_heap() -> None:
         _LIBC.malloc_trim(0)
 
 
-def hwm_precision_mb() -> float:
+def hwm_precision_mib() -> float:
     """Bound on how far the kernel's VmHWM can lag the true resident peak on this machine (see
-    above; the formula is ``memory_model.hwm_precision_mb``)."""
-    from .memory_model import hwm_precision_mb as bound
+    above; the formula is ``memory_model.hwm_precision_mib``)."""
+    from .memory_model import hwm_precision_mib as bound
 
     return bound(os.cpu_count() or 1, os.sysconf("SC_PAGE_SIZE"))
 
@@ -152,12 +152,12 @@ class Measurement:
     end: float = 0.0
     commit_times: list[float] = field(default_factory=list)  # perf_counter of each commit
     commit_tokens: list[int] = field(default_factory=list)  # tokens committed at each
-    peak_memory_mb: float = 0.0
-    peak_memory_overhead_mb: float = 0.0
-    baseline_memory_mb: float = 0.0
-    baseline_rss_anon_mb: float | None = None
-    baseline_rss_file_mb: float | None = None
-    peak_reserved_mb: float | None = None
+    peak_memory_mib: float = 0.0
+    peak_memory_overhead_mib: float = 0.0
+    baseline_memory_mib: float = 0.0
+    baseline_rss_anon_mib: float | None = None
+    baseline_rss_file_mib: float | None = None
+    peak_reserved_mib: float | None = None
     memory_exact: bool = True
     memory_kind: str = ""
     telemetry: dict | None = None
@@ -197,9 +197,9 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _rss_split_mb() -> tuple[float | None, float | None]:
+def _rss_split_mib() -> tuple[float | None, float | None]:
     try:
-        return _status_kb("RssAnon") / MB, _status_kb("RssFile") / MB
+        return _status_kb("RssAnon") / MIB, _status_kb("RssFile") / MIB
     except RuntimeError:
         return None, None
 
@@ -250,7 +250,7 @@ class Tracker:
                     sampler = _RssSampler()
                     sampler.start()
                 baseline = current_rss_bytes()
-                m.baseline_rss_anon_mb, m.baseline_rss_file_mb = _rss_split_mb()
+                m.baseline_rss_anon_mib, m.baseline_rss_file_mib = _rss_split_mib()
             probe = telemetry.Probe(self.device, self.threads)
             m.start = time.perf_counter()
             try:
@@ -261,14 +261,14 @@ class Tracker:
                 m.telemetry = probe.finish(m.wall_time_s)
                 if self.device.type == "cuda":
                     peak = torch.cuda.max_memory_allocated(self.device)
-                    m.peak_reserved_mb = torch.cuda.max_memory_reserved(self.device) / MB
+                    m.peak_reserved_mib = torch.cuda.max_memory_reserved(self.device) / MIB
                 elif sampler is not None:
                     peak = sampler.stop()
                 else:
                     peak = _status_kb("VmHWM")
-                m.baseline_memory_mb = baseline / MB
-                m.peak_memory_mb = peak / MB
-                m.peak_memory_overhead_mb = max(peak - baseline, 0) / MB
+                m.baseline_memory_mib = baseline / MIB
+                m.peak_memory_mib = peak / MIB
+                m.peak_memory_overhead_mib = max(peak - baseline, 0) / MIB
         finally:
             if gc_was_enabled:
                 gc.enable()

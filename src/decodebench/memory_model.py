@@ -27,7 +27,7 @@ Components (bytes; b = the weights' dtype size, f = 4 for float32):
 
 The tolerance (``ALLOWANCE``) covers what no shape predicts: allocator arenas and
 fragmentation, Python objects, thread stacks, and on CPU the kernel's RSS batching
-(``measurement.hwm_precision_mb``). Measured on SmolLM2-135M (float32, 128 prompt + 32 new
+(``measurement.hwm_precision_mib``). Measured on SmolLM2-135M (float32, 128 prompt + 32 new
 tokens, 2 CPU threads; docs/methods.md): AR 18.5-20.2 MiB against 10.5 MiB expected; the
 logits of all 128 prompt positions (issue 13's AR bug) add 24 MiB and would read ~40 MiB.
 Multi-sample methods are not modelled (their paths vary; the rule reports them as not
@@ -41,14 +41,14 @@ from typing import TypeGuard
 
 from .method_params import CACHE_WIDTH, cache_width
 
-MB = 1024 * 1024
+MIB = 1024 * 1024
 PAGE_BYTES = 4096
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 FLOAT32 = 4
 # measured overhead <= FACTOR x expected + ALLOWANCE[memory_kind] MiB; below LOW x KV: peak missed
 FACTOR = 1.5
-ALLOWANCE_MB = {"process_rss": 16.0, "cuda_allocated": 4.0}
+ALLOWANCE_MIB = {"process_rss": 16.0, "cuda_allocated": 4.0}
 LOW = 0.8
 TREE_IDS = ("tree", "dynatree")
 
@@ -58,15 +58,15 @@ class Expected:
     components: dict[str, int]  # bytes
 
     @property
-    def total_mb(self) -> float:
-        return sum(self.components.values()) / MB
+    def total_mib(self) -> float:
+        return sum(self.components.values()) / MIB
 
     @property
-    def kv_mb(self) -> float:
-        return (self.components.get("kv_target", 0) + self.components.get("kv_draft", 0)) / MB
+    def kv_mib(self) -> float:
+        return (self.components.get("kv_target", 0) + self.components.get("kv_draft", 0)) / MIB
 
     def describe(self) -> str:
-        return ", ".join(f"{k} {v / MB:.1f}" for k, v in self.components.items() if v)
+        return ", ".join(f"{k} {v / MIB:.1f}" for k, v in self.components.items() if v)
 
 
 def _kv_bytes(shape: dict, b: int, positions: int) -> int:
@@ -117,15 +117,15 @@ def expected_overhead(result: dict, record: dict) -> Expected | None:
     return Expected(parts)
 
 
-def hwm_precision_mb(cpus: int, page_bytes: int = PAGE_BYTES) -> float:
+def hwm_precision_mib(cpus: int, page_bytes: int = PAGE_BYTES) -> float:
     """How far the kernel's VmHWM can lag the true resident peak on a machine with `cpus` CPUs:
     per CPU and counter (anon, file, shmem) the kernel batches up to max(32, 2 x CPUs) pages
-    (``measurement.hwm_precision_mb`` applies it to this machine)."""
-    return 3 * max(32, 2 * cpus) * cpus * page_bytes / MB
+    (``measurement.hwm_precision_mib`` applies it to this machine)."""
+    return 3 * max(32, 2 * cpus) * cpus * page_bytes / MIB
 
 
-def bounds_mb(expected: Expected, memory_kind: str | None, cpus: int = 1) -> tuple[float, float]:
+def bounds_mib(expected: Expected, memory_kind: str | None, cpus: int = 1) -> tuple[float, float]:
     """(lowest, highest) plausible measured overhead in MiB."""
-    allowance = ALLOWANCE_MB.get(memory_kind or "", ALLOWANCE_MB["process_rss"])
-    precision = hwm_precision_mb(cpus) if memory_kind == "process_rss" else 0.0
-    return LOW * expected.kv_mb - precision, FACTOR * expected.total_mb + allowance + precision
+    allowance = ALLOWANCE_MIB.get(memory_kind or "", ALLOWANCE_MIB["process_rss"])
+    precision = hwm_precision_mib(cpus) if memory_kind == "process_rss" else 0.0
+    return LOW * expected.kv_mib - precision, FACTOR * expected.total_mib + allowance + precision

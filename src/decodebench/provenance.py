@@ -43,7 +43,7 @@ def _version(package: str) -> str | None:
         return None
 
 
-def total_ram_mb() -> float | None:
+def total_ram_mib() -> float | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
@@ -94,9 +94,9 @@ def environment(device: str, dtype: str, memory_kind: str | None) -> dict:
         "platform": platform.platform(),
         "cuda": torch.version.cuda if is_cuda else None,
         "cpu_count": os.cpu_count(),
-        "total_ram_mb": total_ram_mb(),
+        "total_ram_mib": total_ram_mib(),
         "gpu_count": torch.cuda.device_count() if torch.cuda.is_available() else 0,
-        "gpu_memory_mb": (round(torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / 2**20, 1)
+        "gpu_memory_mib": (round(torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / 2**20, 1)
                           if is_cuda else None),
         "driver": nvidia_driver() if is_cuda else None,
         "cudnn": str(torch.backends.cudnn.version()) if is_cuda and torch.backends.cudnn.is_available() else None,

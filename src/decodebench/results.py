@@ -22,7 +22,7 @@ from typing import Any
 
 import jsonschema
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"  # 2.0: memory fields named for their unit, *_mib (1.0: *_mb)
 
 # Per-record metrics summarised as mean / sample std / n over prompts (``summarise``). The
 # result file's summary, `decodebench run`'s printout, `check` and the aggregated CSV all take
@@ -30,7 +30,7 @@ SCHEMA_VERSION = "1.0"
 METRICS = (
     "tokens_per_s", "wall_time_s", "ttft_s", "tokens_at_first_commit", "tpot_s", "tpot_p50_s", "tpot_p90_s",
     "tpot_p99_s", "new_tokens", "prompt_tokens", "tokens_per_target_forward",
-    "peak_memory_mb", "peak_memory_overhead_mb", "peak_reserved_mb",
+    "peak_memory_mib", "peak_memory_overhead_mib", "peak_reserved_mib",
     "rounds", "acceptance_rate", "tokens_per_round", "draft_time_s", "verify_time_s",
     "num_samples", "token_steps", "branch_points", "final_paths",
     # multi-sample quality (decodebench.quality)

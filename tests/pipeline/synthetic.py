@@ -19,8 +19,8 @@ def record(i: int, tokens_per_s: float, peak: float, overhead: float, new_tokens
     wall = new_tokens / tokens_per_s
     return {"prompt_index": i, "prompt_id": f"p{i}", "repeat": repeat, "prompt_tokens": 16,
             "new_tokens": new_tokens, "wall_time_s": wall, "tokens_per_s": tokens_per_s,
-            "ttft_s": wall / new_tokens, "tpot_s": wall / new_tokens, "peak_memory_mb": peak,
-            "peak_memory_overhead_mb": overhead, "memory_exact": True, "output_sha256": SHA, **extra}
+            "ttft_s": wall / new_tokens, "tpot_s": wall / new_tokens, "peak_memory_mib": peak,
+            "peak_memory_overhead_mib": overhead, "memory_exact": True, "output_sha256": SHA, **extra}
 
 
 def result(study: str, experiment: str, dataset: str, method: str, method_id: str, records: list[dict],
@@ -29,7 +29,7 @@ def result(study: str, experiment: str, dataset: str, method: str, method_id: st
            temperature: float = 1.0) -> dict:
     multi = method_id in MULTI
     return {
-        "schema_version": "1.0", "kind": "imported" if imported else "measured", "study": study,
+        "schema_version": "2.0", "kind": "imported" if imported else "measured", "study": study,
         "experiment": experiment,
         "dataset": {"name": dataset, "loader": "jsonl", "source_kind": "local",
                     "label": dataset_label or dataset.title(), "prompt_file": None, "prompt_sha256": SHA,

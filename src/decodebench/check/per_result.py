@@ -26,7 +26,7 @@ from .report import Report
 # Tolerances: stored floats are recomputed from the same doubles, so they agree to rounding.
 REL_TOL = 1e-6
 ABS_TOL = 1e-9
-MIB_PLAUSIBLE_MAX = 2.0 ** 20  # 1 TiB in MiB: a larger "peak_memory_mb" is almost surely bytes
+MIB_PLAUSIBLE_MAX = 2.0 ** 20  # 1 TiB in MiB: a larger "peak_memory_mib" is almost surely bytes
 
 
 # Bounds the schema states that a more specific rule reports (with its own id and message).
@@ -179,19 +179,19 @@ def rule_memory(res: Result, report: Report) -> None:
     if res.summary_only:
         _memory_summary(res, report)
         return
-    peak, over, new = res.column("peak_memory_mb"), res.column("peak_memory_overhead_mb"), res.column("new_tokens")
+    peak, over, new = res.column("peak_memory_mib"), res.column("peak_memory_overhead_mib"), res.column("new_tokens")
     if idx := _bad(~(peak > 0)):
-        report.error(f, "memory", f"peak_memory_mb not positive in {_where(res, idx)} "
+        report.error(f, "memory", f"peak_memory_mib not positive in {_where(res, idx)} "
                                   f"(expected > 0, found {peak[idx[0]]}): was the peak read after the tensors were freed?")
     if idx := _bad(peak > MIB_PLAUSIBLE_MAX):
-        report.error(f, "memory", f"peak_memory_mb implausibly large in {_where(res, idx)} "
+        report.error(f, "memory", f"peak_memory_mib implausibly large in {_where(res, idx)} "
                                   f"(expected MiB, found {peak[idx[0]]}: bytes?)")
     if idx := _bad((new > 0) & ~(over > 0)):
-        report.error(f, "memory", f"peak_memory_overhead_mb not positive although tokens were generated in "
+        report.error(f, "memory", f"peak_memory_overhead_mib not positive although tokens were generated in "
                                   f"{_where(res, idx)} (expected > 0, found {over[idx[0]]}): the peak was not "
                                   f"reset before generation, or was read too late")
     if idx := _bad(over > peak):
-        report.error(f, "memory", f"peak_memory_overhead_mb above peak_memory_mb in {_where(res, idx)} "
+        report.error(f, "memory", f"peak_memory_overhead_mib above peak_memory_mib in {_where(res, idx)} "
                                   f"(expected <= {peak[idx[0]]}, found {over[idx[0]]})")
     inexact = [i for i, r in enumerate(res.measured_records) if not r["memory_exact"]]
     if inexact:
@@ -202,14 +202,14 @@ def rule_memory(res: Result, report: Report) -> None:
 def _memory_summary(res: Result, report: Report) -> None:
     """The memory rule on an imported result's summary means."""
     f = res.path
-    peak, over = res.summary_mean("peak_memory_mb"), res.summary_mean("peak_memory_overhead_mb")
+    peak, over = res.summary_mean("peak_memory_mib"), res.summary_mean("peak_memory_overhead_mib")
     if peak is None and over is None:
         report.not_applicable(f, "memory", "imported result records no peak memory")
         return
     if peak is not None and peak <= 0:
-        report.error(f, "memory", f"summary.peak_memory_mb.mean is not positive (expected > 0, found {peak})")
+        report.error(f, "memory", f"summary.peak_memory_mib.mean is not positive (expected > 0, found {peak})")
     if over is not None and over <= 0:
-        report.error(f, "memory", f"summary.peak_memory_overhead_mb.mean is not positive "
+        report.error(f, "memory", f"summary.peak_memory_overhead_mib.mean is not positive "
                                   f"(expected > 0, found {over})")
     if peak is not None and over is not None and over > peak:
         report.error(f, "memory", f"summary: overhead above the total peak "
@@ -238,8 +238,8 @@ def rule_memory_model(res: Result, report: Report) -> None:
         if expected is None:
             report.not_applicable(f, "memory-model", "the result records no model shape (models.*.shape)")
             return
-        lo, hi = memory_model.bounds_mb(expected, kind, cpus)
-        over = r["peak_memory_overhead_mb"]
+        lo, hi = memory_model.bounds_mib(expected, kind, cpus)
+        over = r["peak_memory_overhead_mib"]
         if over > hi:
             high.append((i, over, hi, expected))
         elif over < lo:
@@ -249,7 +249,7 @@ def rule_memory_model(res: Result, report: Report) -> None:
         i, over, hi, expected = high[0]
         report.error(f, "memory-model", f"memory overhead far above the analytic model in "
                                         f"{_where(res, [h[0] for h in high])} (expected <= {hi:.1f} MiB = "
-                                        f"{memory_model.FACTOR:g} x {expected.total_mb:.1f} MiB [{expected.describe()}] "
+                                        f"{memory_model.FACTOR:g} x {expected.total_mib:.1f} MiB [{expected.describe()}] "
                                         f"+ allowance, found {over:.1f} MiB): something holds memory the method "
                                         f"does not need (e.g. logits of every prompt position)")
     if low:

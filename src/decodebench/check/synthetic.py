@@ -39,8 +39,8 @@ def make_record(i: int, new_tokens: int, tps: float, loader: str, method_id: str
         "prompt_index": i, "prompt_id": f"{loader}:doc{i}.txt:{100 * i}", "repeat": 0,
         "prompt_tokens": 128, "new_tokens": new_tokens, "wall_time_s": wall, "tokens_per_s": new_tokens / wall,
         "ttft_s": ttft, "tpot_s": (wall - ttft) / (new_tokens - 1) if new_tokens > 1 else None,
-        "peak_memory_mb": 1300.0 + i, "peak_memory_overhead_mb": 12.5 + 0.25 * i, "baseline_memory_mb": 1287.5 - 0.75 * i,
-        "peak_reserved_mb": None, "memory_exact": True,
+        "peak_memory_mib": 1300.0 + i, "peak_memory_overhead_mib": 12.5 + 0.25 * i, "baseline_memory_mib": 1287.5 - 0.75 * i,
+        "peak_reserved_mib": None, "memory_exact": True,
         "output_sha256": ids_sha256(output_ids(i, new_tokens)),
         "output_ids": output_ids(i, new_tokens),
         # greedy AR: the float32 top-2 margin at each output position (clear choices)

@@ -242,7 +242,7 @@ PAPER_FIELDS = [
     Field("ttft_ms", "ttft_s", 1e-3, std="ttft_std"),
     Field("tpot_ms", "tpot_s", 1e-3, std="tpot_std"),
     Field("total_time_ms", "wall_time_s", 1e-3),
-    Field("peak_memory_mb", "peak_memory_mb", n="one"),
+    Field("peak_memory_mb", "peak_memory_mib", n="one"),  # the source's name for its peak
     Field("total_rounds", "rounds"),
     Field("tokens_per_round", "tokens_per_round", n="unknown"),  # max_new_tokens / total_rounds
     Field("acceptance_rate", "source_acceptance_rate", std="acceptance_std"),
@@ -252,7 +252,7 @@ MEMORY_FIELDS = [
     Field("throughput_tps", "tokens_per_s"),
     Field("ttft_ms", "ttft_s", 1e-3),
     Field("tpot_ms", "tpot_s", 1e-3),
-    Field("peak_memory_mb", "peak_memory_mb", n="one"),
+    Field("peak_memory_mb", "peak_memory_mib", n="one"),  # the source's name for its peak
     Field("total_rounds", "rounds"),
     Field("tokens_per_round", "tokens_per_round"),
     Field("acceptance_rate", "source_acceptance_rate"),
@@ -445,8 +445,8 @@ def _result(source: Source, target: Target, study: str, index: int | None, name:
     if any(s and s["std"] is not None for s in summary.values()):
         notes.append(f"std: the source's numpy std (ddof=0) over n={source.prompts} prompts, "
                      "converted to the sample std (ddof=1).")
-    if "peak_memory_mb" in summary:
-        notes.append("peak_memory_mb: torch.cuda.max_memory_allocated of the last measured "
+    if "peak_memory_mib" in summary:
+        notes.append("peak_memory_mib: torch.cuda.max_memory_allocated of the last measured "
                      "generation only (n=1).")
     if zeros:
         notes.append(f"Recorded as 0, i.e. not measured by the source, and left out: {', '.join(zeros)}.")

@@ -65,12 +65,12 @@ MANIFEST_VERSION = "1.0"
 
 # Per-dataset values cited as \dbval{experiment}{dataset}{method}{metric}: column -> (format, scale).
 VALUE_FORMATS = {"tokens_per_s_mean": ("tokens_per_s", 1), "ttft_s_mean": ("time_ms", 1000),
-                 "tpot_s_mean": ("time_ms", 1000), "peak_memory_mb_mean": ("memory_mb", 1),
-                 "peak_memory_overhead_mb_mean": ("memory_mb", 1), "acceptance_rate_mean": ("rate", 1),
+                 "tpot_s_mean": ("time_ms", 1000), "peak_memory_mib_mean": ("memory_mib", 1),
+                 "peak_memory_overhead_mib_mean": ("memory_mib", 1), "acceptance_rate_mean": ("rate", 1),
                  "tokens_per_round_mean": ("rate", 1), "token_steps_mean": ("count", 1)}
 # A pick's metric -> its number format (speedups, changes, labels and counts have their own).
 PICK_FORMATS = {"tokens_per_s_mean": "tokens_per_s", "task_overall_tokens_per_s": "tokens_per_s",
-                "peak_memory_mb_mean": "memory_mb", "memory_ratio": "ratio", "overhead_ratio": "ratio",
+                "peak_memory_mib_mean": "memory_mib", "memory_ratio": "ratio", "overhead_ratio": "ratio",
                 "self_bleu_mean": "rate", "nll_per_token_error_mean": "rate"}
 SIGNED = ("nll_per_token_error_mean",)
 

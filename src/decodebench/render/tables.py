@@ -172,18 +172,18 @@ def render_memory(ctx: Context, experiment: str, t: Aggregated) -> None:
     def layout(value: str, change: str, header: str) -> dict:
         """Several datasets: value per dataset, then its average and the average's relative
         change; one dataset: the value and its relative change (an average would repeat it)."""
-        cell = _cell(fmt, "memory_mb", value)
+        cell = _cell(fmt, "memory_mib", value)
         if multi:
             return grouped_table(df, fmt, [(header, cell, "min")], across=t.across, average=[
                 ("average (MiB)", cell, "min"), ("rel. change", _pct_cell(fmt, change), None)])
         return grouped_table(df, fmt, [(header, cell, "min"), ("rel. change", _pct_cell(fmt, change), None)])
 
     ctx.write_table("memory", "memory.tex", multi=multi,
-                    table=layout("peak_memory_mb_mean", "peak_memory_change_pct", "peak (MiB)"),
+                    table=layout("peak_memory_mib_mean", "peak_memory_change_pct", "peak (MiB)"),
                     # Imported results often record only the total peak: no overhead table then.
-                    overhead=None if "peak_memory_overhead_mb_mean" not in df
-                    or df["peak_memory_overhead_mb_mean"].isna().all()
-                    else layout("peak_memory_overhead_mb_mean", "overhead_change_pct", "overhead (MiB)"))
+                    overhead=None if "peak_memory_overhead_mib_mean" not in df
+                    or df["peak_memory_overhead_mib_mean"].isna().all()
+                    else layout("peak_memory_overhead_mib_mean", "overhead_change_pct", "overhead (MiB)"))
 
 
 def render_length(ctx: Context, experiment: str, t: Aggregated) -> None:
@@ -263,4 +263,4 @@ def render_generic(ctx: Context, experiment: str, t: Aggregated) -> None:
     ctx.write_table(experiment, "generic.tex", experiment=experiment, table=grouped_table(t.wide, fmt, [
         ("tokens/s", _cell(fmt, "tokens_per_s", "tokens_per_s_mean", std=True), "max"),
         ("speedup", _speedup_cell(fmt), "max"),
-        ("peak (MiB)", _cell(fmt, "memory_mb", "peak_memory_mb_mean"), "min")]))
+        ("peak (MiB)", _cell(fmt, "memory_mib", "peak_memory_mib_mean"), "min")]))
