@@ -4,7 +4,7 @@
     PYTHONPATH=src python benchmarks/forward_cost.py --widths 1 2 5 9 --dtypes float32 bfloat16 --threads 1 2
 
 For the embedded default's target (and its draft, when prepared), after a prefill of
-``--context`` tokens, time one forward over n new tokens (the verification of n - 1 drafts)
+``--context`` tokens (several values: one row each, for the cost against context length), time one forward over n new tokens (the verification of n - 1 drafts)
 for every width n, dtype and thread count: the minimum and median of ``--repeats`` timed
 forwards after two warm-ups, the cache cropped back before each. Printed relative to the
 1-token forward of the same dtype and threads (a verification costs ~1 step where that ratio
@@ -89,7 +89,8 @@ def main() -> None:
     p.add_argument("--widths", type=int, nargs="+", default=[1, 2, 3, 4, 5, 9, 16])
     p.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--context", type=int, default=128, help="prompt tokens before the timed forward")
+    p.add_argument("--context", type=int, nargs="+", default=[128],
+                   help="prompt tokens before the timed forward; several: one table row each")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--json")
     args = p.parse_args()
@@ -104,26 +105,27 @@ def main() -> None:
         if "draft" in cfg["models"] and (Path(resources) / "models" / cfg["models"]["draft"]["name"]).exists():
             models["draft"] = load_model(cfg["models"]["draft"], "cpu", dtype, resources)
         tokenizer = models["target"].tokenizer
-        spec = {**dataset, "num_prompts": 1, "prompt_tokens": args.context, "min_tokens": args.context,
-                "seed": cfg.get("seed", 0), "chat_template": False}
-        prompt = select_prompts(spec, tokenizer)[0]["input_ids"]
-        for threads in args.threads:
-            torch.set_num_threads(threads)
-            for role, loaded in models.items():
-                timings = time_widths(loaded.model, prompt, args.widths, args.repeats)
-                one = timings[min(timings)]["min_s"]
-                for n, t in timings.items():
-                    rows.append({"model": role, "dtype": dtype, "threads": threads, "width": n,
-                                 "context": len(prompt), **t, "relative_to_1": t["min_s"] / one})
+        for context in args.context:
+            spec = {**dataset, "num_prompts": 1, "prompt_tokens": context, "min_tokens": context,
+                    "seed": cfg.get("seed", 0), "chat_template": False}
+            prompt = select_prompts(spec, tokenizer)[0]["input_ids"]
+            for threads in args.threads:
+                torch.set_num_threads(threads)
+                for role, loaded in models.items():
+                    timings = time_widths(loaded.model, prompt, args.widths, args.repeats)
+                    one = timings[min(timings)]["min_s"]
+                    for n, t in timings.items():
+                        rows.append({"model": role, "dtype": dtype, "threads": threads, "width": n,
+                                     "context": len(prompt), **t, "relative_to_1": t["min_s"] / one})
         del models
     info = {**kernel_info(), "load_1m_before": load_before, "load_1m_after": os.getloadavg()[0],
             "command": "benchmarks/forward_cost.py " + " ".join(os.sys.argv[1:])}
     print(json.dumps(info))
-    print("| model | dtype | threads | " + " | ".join(f"n={n}" for n in args.widths) + " |")
-    print("|---|---|---:|" + "---:|" * len(args.widths))
-    for key in sorted({(r["model"], r["dtype"], r["threads"]) for r in rows}):
-        cells = {r["width"]: r for r in rows if (r["model"], r["dtype"], r["threads"]) == key}
-        print(f"| {key[0]} | {key[1]} | {key[2]} | "
+    print("| model | dtype | threads | context | " + " | ".join(f"n={n}" for n in args.widths) + " |")
+    print("|---|---|---:|---:|" + "---:|" * len(args.widths))
+    for key in sorted({(r["model"], r["dtype"], r["threads"], r["context"]) for r in rows}):
+        cells = {r["width"]: r for r in rows if (r["model"], r["dtype"], r["threads"], r["context"]) == key}
+        print(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | "
               + " | ".join(f"{cells[n]['min_s'] * 1e3:.1f} ms ({cells[n]['relative_to_1']:.2f}x)" for n in args.widths)
               + " |")
     if args.json:

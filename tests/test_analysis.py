@@ -276,3 +276,16 @@ def test_sweep_in_a_config_validates_and_expands(tiny_config):
     cfg["experiments"]["sweep"]["swep"] = {}
     with pytest.raises(ConfigError, match="swep"):
         validate_config(cfg)
+
+
+def test_with_one_dataset_the_mean_over_datasets_keeps_the_interval():
+    cfg, rs = _memory_study()
+    cfg["experiments"]["memory"]["datasets"] = ["a"]
+    rs = [r for r in rs if r["dataset"]["name"] == "a"]
+    long = aggregate_experiment(cfg, "memory", rs)
+    per = long[(long["role"] == "dataset") & (long["method"] == "lin") & (long["metric"] == "speedup")
+               & (long["statistic"] == "paired")].iloc[0]
+    mean = long[(long["role"] == "across datasets") & (long["method"] == "lin") & (long["metric"] == "speedup")
+                & (long["statistic"] != "pairs")].iloc[0]
+    assert mean["statistic"] == "paired" and (mean["value"], mean["low"], mean["high"]) == (per["value"], per["low"],
+                                                                                         per["high"])

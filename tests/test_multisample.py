@@ -10,7 +10,8 @@ from transformers import AutoModelForCausalLM, DynamicCache, GenerationConfig
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from decodebench import harness
-from decodebench.config import ConfigError, load_config, resolve_job
+from decodebench.config import ConfigError, load_config
+from decodebench.jobs import resolve_job
 from decodebench.measurement import Tracker
 from decodebench.methods import Budget, GenContext, eab, get_method, method_aliases
 from decodebench.multisample import DeepCopyStore, SharedPrefixStore, path_attention, sample_seed

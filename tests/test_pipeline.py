@@ -290,7 +290,8 @@ def test_every_job_of_the_shipped_configs_resolves(name, tmp_path):
     method does not know would otherwise surface hours into a cluster run. Tuned
     configurations resolve with each grid's first point as a stand-in pick."""
     from decodebench import layout
-    from decodebench.config import load_config, resolve_job, sweep_methods
+    from decodebench.config import load_config, sweep_methods
+    from decodebench.jobs import resolve_job
 
     cfg = load_config(REPO / "config" / name)
     if "tune" in cfg:

@@ -299,3 +299,29 @@ def test_rendering_removes_another_studys_generated_files(tmp_path):
     stale.write_text("% another study's table\n")
     manifest = render_all(cfg, tmp_path, tmp_path)
     assert not stale.exists() and "paper/generated/tables/main.tex" in manifest
+
+
+def test_the_sweep_figure_shows_the_tuning_set_next_to_the_reported_one(tmp_path, monkeypatch):
+    """Issue 15: the tuning stage's grid (its own, disjoint prompts) is a row of the sweep figure."""
+    import decodebench.render.tables as tables
+
+    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    raw = study_config()
+    raw["datasets"]["docs_tune"] = {**raw["datasets"]["docs"], "label": "Docs", "skip": 2}
+    raw["tune"] = {"dataset": "docs_tune", "grid": {"tree": {"depth": [2, 4], "branching": [2, 3]}}}
+    raw["experiments"] = {"main": raw["experiments"]["main"], "sweep": raw["experiments"]["sweep"]}
+    cfg = synthesize(tmp_path, raw)
+    shown = {}
+    real = tables.figure_sweep
+
+    def capture(ctx, df, grids):
+        shown["rows"] = df
+        real(ctx, df, grids)
+
+    monkeypatch.setattr(tables, "figure_sweep", capture)
+    render_all(cfg, tmp_path, tmp_path)
+    rows = shown["rows"]
+    tuning = rows[rows["dataset"] == "docs_tune"]
+    assert set(tuning["method_id"]) == {"tree"} and len(tuning) == 4  # the tuning grid, AR left out
+    assert set(tuning["dataset_label"]) == {"Docs (tuning set)"}
+    assert set(rows[rows["dataset"] == "docs"]["method_id"]) == {"ar", "tree", "linear"}  # the reported set

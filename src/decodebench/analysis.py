@@ -85,22 +85,6 @@ def vary_identity(exp: dict | None, method: str) -> dict:
     return {"variant_of": vary.get("of", method), "varied": vary.get("dimension")}
 
 
-def vary_column(dimension: str) -> str:
-    """The table column holding a row's value of a ``vary`` setting."""
-    return {"num_samples": "num_samples_config", "temperature": "temperature_config",
-            "max_new_tokens": "max_new_tokens"}.get(dimension, f"param_{dimension}")
-
-
-def vary_slice(wide: pd.DataFrame, dimension: str) -> pd.DataFrame:
-    """The rows of one varied setting: the experiment's own configurations and their variants of
-    that setting (``config.vary_methods``), with the setting's value in column ``x`` (missing for a
-    configuration whose method has no such parameter, e.g. the baseline of an EAB parameter)."""
-    rows = wide[wide["varied"].isna() | (wide["varied"] == dimension)].copy()
-    column = vary_column(dimension)
-    rows["x"] = rows[column].astype("Float64") if column in rows else pd.array([None] * len(rows), dtype="Float64")
-    return rows
-
-
 def result_row(result: dict, exp: dict | None) -> dict:
     method, dataset = result["method"], result["dataset"]
     row = {
@@ -393,6 +377,10 @@ def across_datasets(table: pd.DataFrame) -> pd.DataFrame:
         row["speedup"] = sp.mean() if len(sp) else None
         row["speedup_kind"] = "mean over datasets" if len(sp) else None
         row["speedup_prompts"] = len(sp) if len(sp) else None
+        if len(group) == 1 and len(sp):  # one dataset: its mean is its own speedup, interval included
+            only = group.iloc[0]
+            row.update({c: only.get(c) for c in ("speedup_kind", "speedup_low", "speedup_high", "speedup_prompts",
+                                                 "speedup_pairs")})
         rows.append(row)
     out = pd.DataFrame(rows)
     by_method = {r["method"]: r for r in rows}

@@ -68,8 +68,9 @@ def _cmd_prepare_model(args) -> int:
 
 
 def _cmd_prepare_prompts(args) -> int:
-    from .config import load_config, resolve_job
+    from .config import load_config
     from .harness import ensure_prompts
+    from .jobs import resolve_job
 
     cfg = load_config(args.config)
     datasets = args.dataset or list(cfg["datasets"])

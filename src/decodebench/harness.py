@@ -47,7 +47,8 @@ import torch
 from tqdm import tqdm
 
 from . import provenance, telemetry
-from .config import CHECK_DEFAULTS, ConfigError, Job, config_label, config_path, config_sha256, resolve_job
+from .config import CHECK_DEFAULTS, ConfigError, config_label, config_path, config_sha256
+from .jobs import Job, resolve_job
 from .measurement import Tracker, Unmeasured
 from .methods import Budget, GenContext, MethodSpec, counting_forwards, get_method
 from .methods.oracle import greedy_reference, uses_oracle

@@ -29,6 +29,7 @@ import json
 import pandas as pd
 
 from .kinds import KINDS
+from .variants import vary_column, vary_slice
 
 LABEL_METRICS = ("method_label", "dataset_label")
 
@@ -265,8 +266,6 @@ def multisample_sweep_picks(experiment, wide, across, cfg) -> list[dict]:
     """Per varied setting with macros (MULTISAMPLE_SWEEP_MACROS), at its lowest and highest value:
     the value, and the best speedup there with its configuration and its samples' quality. A
     setting without macros is in the table and its figure only."""
-    from .analysis import vary_column, vary_slice  # analysis imports this module
-
     out = []
     base = _baseline_rows(wide)
     if not base.empty:

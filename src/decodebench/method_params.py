@@ -2,7 +2,7 @@
 defaults, ``validate()`` its ranges. Light (no torch), so that the config is checked before any
 job runs, Snakemake's planning included (``config.check_method_params``).
 
-The method modules use these classes (``decodebench.methods.specs`` registers each with its
+The method modules use these classes (``decodebench.methods.specs`` lists each with its
 method); ``PARAMS`` maps every implemented method id to its class.
 """
 
@@ -170,7 +170,7 @@ PARAMS: dict[str, type] = {
     "hf_assisted": HFAssistedParams, "pld": PLDParams, "naive": NoParams, "naive_batched": NoParams,
     "shared_prefill": SharedPrefillParams, "eab_deepcopy": EABParams, "eab_shared_prefix": EABParams,
 }
-# the ids before the stores were named for what they do (methods.specs registers them as aliases)
+# the ids before the stores were named for what they do (the methods registry keeps them as aliases)
 ALIASES = {"eab_original": "eab_deepcopy", "eab_cow": "eab_shared_prefix"}
 PARAMS.update({alias: PARAMS[target] for alias, target in ALIASES.items()})
 

@@ -12,7 +12,7 @@ from the reported ones: the same loader and seed with ``skip``) and a grid per m
 The pick of a method id is its grid point with the highest paired speedup over AR
 (``paired.paired_speedup``: the mean over prompts of the per-prompt tokens/s ratios); ties go
 to the first in grid order. A method configuration with ``tuned: true`` takes the pick's
-parameters (``config.resolve_job``), and its job records ``tuning`` = {method id, pick, the
+parameters (``jobs.resolve_job``), and its job records ``tuning`` = {method id, pick, the
 picks file's SHA-256, the tuning prompt set's SHA-256}: re-tuning makes its result stale.
 ``decodebench check`` (rule ``tuning``) recomputes the pick from the tuning results the picks
 file lists (with their SHA-256) and verifies that the tuning prompts share no document with the

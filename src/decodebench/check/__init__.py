@@ -43,7 +43,7 @@ from .per_result import (
     rule_provenance,
     rule_relations,
 )
-from .questions import rule_leaderboard_baseline, rule_run_agreement, rule_values
+from .questions import question_arithmetic, rule_leaderboard_baseline, rule_run_agreement, rule_values
 from .report import ERROR, NOT_APPLICABLE, RULES, WARNING, Finding, Report
 from .tuning import rule_tuning
 
@@ -93,6 +93,8 @@ def check_paths(paths: list[Path], cfg: dict | None = None, root: Path = Path(".
         rule_memory_model(res, report)
         rule_contention(res, report)
         rule_arithmetic(res, report)
+        if res.summary_only and res.data.get("questions"):
+            question_arithmetic(res, report)
         rule_definitions(res, report)
         rule_relations(res, report)
         rule_values(res, report)

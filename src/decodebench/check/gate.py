@@ -15,16 +15,12 @@ these inputs opens the way to the PDF.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from pathlib import Path
 
 from ..results import file_sha256
-from .report import Report
+from .report import SIGNATURE, Report, signature
 
-SIGNATURE = re.compile(r"^decodebench check signature: (?P<sig>[0-9a-f]{64}) \(config (?P<config>\S+), "
-                       r"(?P<n>\d+) inputs\)$")
 _SUMMARY = re.compile(r"^decodebench check: .*; (?P<errors>\d+) errors, ")
 
 
@@ -49,16 +45,6 @@ def checked_inputs(root: Path, results: list[Path], cfg: dict | None, artifacts:
             files += sorted((root / "results" / "tables" / cfg["study"]).glob("*.csv"))
         files += [path for path, _ in manuscript_files(root)]
     return {_display(p, root): file_sha256(p) for p in files if Path(p).is_file()}
-
-
-def signature(body: str, config_sha256: str | None, inputs: dict[str, str]) -> str:
-    payload = {"report": body, "config": config_sha256, "inputs": sorted(inputs.items())}
-    return hashlib.sha256(json.dumps(payload, separators=(",", ":")).encode()).hexdigest()
-
-
-def signature_line(body: str, config_sha256: str | None, inputs: dict[str, str]) -> str:
-    return (f"decodebench check signature: {signature(body, config_sha256, inputs)} "
-            f"(config {(config_sha256 or 'none')[:16]}, {len(inputs)} inputs)")
 
 
 def verify_report(report_path: Path, text: str, config_sha256: str | None, inputs: dict[str, str],

@@ -19,7 +19,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import ConfigError, canonical_hash, resolve_job
+from ..config import ConfigError, canonical_hash
+from ..jobs import resolve_job
 from ..results import file_sha256
 from .per_result import Result
 from .report import Report

@@ -286,10 +286,7 @@ def rule_arithmetic(res: Result, report: Report) -> None:
     f, d = res.path, res.data
     report.ran(f, "arithmetic")
     if res.summary_only and d.get("questions"):
-        from .questions import question_arithmetic
-
-        question_arithmetic(res, report)
-        return
+        return  # per-question records: questions.question_arithmetic (check_paths calls it)
     if res.summary_only:
         report.not_applicable(f, "arithmetic", "no records (imported result) to recompute "
                                                "tokens/s and the summary from")

@@ -76,7 +76,8 @@ def rule_values(res: Result, report: Report) -> None:
 
 
 def question_arithmetic(res: Result, report: Report) -> None:
-    """The arithmetic rule on per-question records (rule_arithmetic calls it)."""
+    """The arithmetic rule on per-question records (check_paths calls it for imported results with
+    questions; rule_arithmetic leaves them to it)."""
     f, qs = res.path, res.data["questions"]
     mism, steps = [], []
     for q in qs:

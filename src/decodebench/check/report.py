@@ -13,7 +13,9 @@ reason}]}``, typically third-party data): matching errors and warnings are then 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field, replace
 
 RULES = (
@@ -143,7 +145,6 @@ class Report:
         body = "\n".join(lines)
         if self.inputs is None:
             return body
-        from .gate import signature_line
         return body + "\n" + signature_line(body, self.config_sha256, self.inputs)
 
     def json(self, strict: bool = False) -> str:
@@ -155,3 +156,19 @@ class Report:
             "exit_code": self.exit_code(strict),
             "remeasure_command": self.remeasure_command(),
         }, indent=1)
+
+
+# The last line of a report signs its text with the config and the inputs it checked (rule gate,
+# decodebench.check.gate, verifies it).
+SIGNATURE = re.compile(r"^decodebench check signature: (?P<sig>[0-9a-f]{64}) \(config (?P<config>\S+), "
+                       r"(?P<n>\d+) inputs\)$")
+
+
+def signature(body: str, config_sha256: str | None, inputs: dict[str, str]) -> str:
+    payload = {"report": body, "config": config_sha256, "inputs": sorted(inputs.items())}
+    return hashlib.sha256(json.dumps(payload, separators=(",", ":")).encode()).hexdigest()
+
+
+def signature_line(body: str, config_sha256: str | None, inputs: dict[str, str]) -> str:
+    return (f"decodebench check signature: {signature(body, config_sha256, inputs)} "
+            f"(config {(config_sha256 or 'none')[:16]}, {len(inputs)} inputs)")

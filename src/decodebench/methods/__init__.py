@@ -24,53 +24,24 @@ never from re-tokenised text.
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
-
-from ..method_params import NoParams, make_params
-from .base import Budget, ForwardCount, GenContext, GenerationOutput, counting_forwards, greedy
+from .base import Budget, ForwardCount, GenContext, GenerationOutput, MethodSpec, counting_forwards, greedy
 
 __all__ = ["Budget", "ForwardCount", "GenContext", "GenerationOutput", "MethodSpec", "all_methods",
-           "counting_forwards", "get_method", "greedy", "method_aliases", "register", "register_alias"]
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    id: str
-    module: str
-    params_cls: type = NoParams
-    needs_draft: bool = False
-    lossless: bool = False  # output ids equal greedy AR's
-    greedy: bool = True
-    multi_sample: bool = False
-
-    @property
-    def generate(self) -> Callable[[GenContext], GenerationOutput]:
-        return importlib.import_module(f"{__name__}.{self.module}").generate
-
-    def make_params(self, params: dict) -> Any:
-        return make_params(self.params_cls, self.id, params)
-
-    def resolve_params(self, params: dict) -> dict:
-        """Every parameter with defaults filled in, as plain data for the result file."""
-        return dataclasses.asdict(self.make_params(params))
+           "counting_forwards", "get_method", "greedy", "method_aliases"]
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
 _ALIASES: dict[str, str] = {}  # an old id -> the id it was renamed to
 
 
-def register(spec: MethodSpec) -> MethodSpec:
-    _REGISTRY[spec.id] = spec
-    return spec
+def _load_specs() -> None:
+    """The implemented methods (``specs.SPECS``) and the old ids kept as aliases, once."""
+    if _REGISTRY:
+        return
+    from .specs import ALIASES, SPECS
 
-
-def register_alias(old: str, new: str) -> None:
-    """Keep configs that use `old` working: it resolves to method `new` (whose id results record)."""
-    _ALIASES[old] = new
+    _REGISTRY.update({spec.id: spec for spec in SPECS})
+    _ALIASES.update(ALIASES)  # configs that use an old id keep working: it resolves to the new one
 
 
 def get_method(method_id: str) -> MethodSpec:
@@ -91,8 +62,3 @@ def method_aliases() -> dict[str, str]:
 def all_methods() -> dict[str, MethodSpec]:
     _load_specs()
     return dict(_REGISTRY)
-
-
-def _load_specs() -> None:
-    # Each module registers its spec on import; the list is the set of implemented methods.
-    from . import specs  # noqa: F401

@@ -6,13 +6,17 @@ docstring) and docs/methods.md, "Definitions"."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import importlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..measurement import Measurement, Unmeasured
+from ..method_params import NoParams, make_params
 from .speculative import Round, round_stats
 
 if TYPE_CHECKING:
@@ -178,3 +182,25 @@ class GenerationOutput:
         if self.samples is not None:
             return sum(len(s) for s in self.samples)
         return len(self.new_ids)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    id: str
+    module: str
+    params_cls: type = NoParams
+    needs_draft: bool = False
+    lossless: bool = False  # output ids equal greedy AR's
+    greedy: bool = True
+    multi_sample: bool = False
+
+    @property
+    def generate(self) -> Callable[[GenContext], GenerationOutput]:
+        return importlib.import_module(f"decodebench.methods.{self.module}").generate
+
+    def make_params(self, params: dict) -> Any:
+        return make_params(self.params_cls, self.id, params)
+
+    def resolve_params(self, params: dict) -> dict:
+        """Every parameter with defaults filled in, as plain data for the result file."""
+        return dataclasses.asdict(self.make_params(params))

@@ -6,10 +6,10 @@ import re
 from collections.abc import Callable
 
 from .. import leaderboard
-from ..analysis import vary_slice
 from ..config import VARY_PROTOCOL
 from ..headlines import no_speedup_reason
 from ..layout import GENERATED
+from ..variants import vary_slice
 from .context import Context, datasets_of, methods_of, value_at
 from .latex import missing
 
@@ -161,6 +161,9 @@ def figure_sweep(ctx: Context, df, grids: dict) -> None:
             for j, mid in enumerate(ids):
                 ax = axes[i][j]
                 sub = df[(df["dataset"] == d) & (df["method_id"] == mid)]
+                if sub.empty:  # a method the tuning stage does not sweep: no panel in its row
+                    ax.axis("off")
+                    continue
                 names = list(grids[mid])
                 cols = [f"param_{n}" for n in names]
                 ax.set_title(_text(f"{mid}, {dlabel}"))

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pandas as pd
 from markupsafe import Markup
 
+from ..config import TUNE_EXPERIMENT
 from ..headlines import base_label, params_shown
 from .context import Aggregated, Context, datasets_of, methods_of
 from .figures import figure_lines, figure_main, figure_multisample, figure_multisample_sweep, figure_sweep
@@ -216,6 +217,14 @@ def render_sweep(ctx: Context, experiment: str, t: Aggregated) -> None:
                      Cell(fmt.num(best.get("tokens_per_round_mean"), "rate"))])
     ctx.write_table("sweep", "sweep.tex", rows=[[c.tex for c in r] for r in bold_best(rows, {5: "max"})],
                     empty=not rows)
+    # the tuning stage's grid on its own prompts (disjoint from the reported ones), where the
+    # tuned configurations were picked: its rows of the figure, for the methods both sweep
+    tune = ctx.tables.get(TUNE_EXPERIMENT)
+    if tune is not None:
+        shared = [m for m in grids if m in ctx.cfg["tune"]["grid"]]
+        tuning = tune.wide[tune.wide["method_id"].isin(shared)].copy()
+        tuning["dataset_label"] = tuning["dataset_label"].astype(str) + " (tuning set)"
+        df = pd.concat([df, tuning], ignore_index=True)
     figure_sweep(ctx, df, grids)
 
 
