@@ -223,7 +223,8 @@ def render_sweep(ctx: Context, experiment: str, t: Aggregated) -> None:
     if tune is not None:
         shared = [m for m in grids if m in ctx.cfg["tune"]["grid"]]
         tuning = tune.wide[tune.wide["method_id"].isin(shared)].copy()
-        tuning["dataset_label"] = tuning["dataset_label"].astype(str) + " (tuning set)"
+        tuning["dataset_label"] = [lab if "tuning set" in lab else f"{lab} (tuning set)"
+                                   for lab in tuning["dataset_label"].astype(str)]
         df = pd.concat([df, tuning], ignore_index=True)
     figure_sweep(ctx, df, grids)
 
