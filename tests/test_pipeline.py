@@ -200,6 +200,22 @@ def test_the_gate_follows_the_config_and_refuses_a_hand_written_report(workspace
         snakemake(ws, *args, *UNTIL)  # the genuine report verifies again; the PDF is rebuilt after it
 
 
+def test_the_stages_by_hand_write_what_the_pipeline_wrote(workspace, tmp_path):
+    """`decodebench aggregate` and `render` (docs/pipeline.md, "the same steps by hand") make the
+    pipeline's tables, setup table and generated files byte for byte."""
+    ws, _ = workspace
+    tables = ws / "results" / "tables" / STUDY
+    before = {p.name: p.read_text() for p in tables.glob("*.csv")}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    for cmd in (["aggregate"], ["render", "--out", str(tmp_path)]):
+        proc = subprocess.run([sys.executable, "-m", "decodebench.cli", *cmd, "--config", "config/test.yaml"],
+                              cwd=ws, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert {p.name: p.read_text() for p in tables.glob("*.csv")} == before and "setup.csv" in before
+    for name in ("tables/main.tex", "numbers.tex", "setup.tex"):
+        assert (tmp_path / "paper/generated" / name).read_text() == (ws / "paper/generated" / name).read_text(), name
+
+
 def test_second_run_does_nothing(workspace):
     ws, args = workspace
     out = dry_run(ws, args + UNTIL)

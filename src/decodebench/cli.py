@@ -203,7 +203,8 @@ def _cmd_make_tiny_model(args) -> int:
 def _cmd_aggregate(args) -> int:
     from .analysis import aggregate_files, write_table
     from .config import load_config
-    from .layout import result_files, table_path
+    from .layout import result_files, setup_path, table_path
+    from .study_setup import setup_files, write_setup_table
 
     cfg = load_config(args.config)
     for e in args.experiment or sorted(cfg["experiments"]):
@@ -211,6 +212,10 @@ def _cmd_aggregate(args) -> int:
         table = aggregate_files(cfg, e, list[str | Path](result_files(cfg, e)))
         write_table(table, out)
         print(f"{out}: {len(table)} rows")
+    # the setup section's values, from every result of the study (rule aggregate_setup)
+    setup = setup_files(list[str | Path](f for e in sorted(cfg["experiments"]) for f in result_files(cfg, e)))
+    write_setup_table(setup, setup_path(cfg["study"]))
+    print(f"{setup_path(cfg['study'])}: {len(setup)} values")
     return 0
 
 
@@ -334,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden", type=int, default=64)
     t.set_defaults(func=_cmd_make_tiny_model)
 
-    a = sub.add_parser("aggregate", help="result files -> results/tables/<study>/<experiment>.csv")
+    a = sub.add_parser("aggregate", help="result files -> results/tables/<study>/<experiment>.csv and setup.csv")
     a.add_argument("--config", required=True)
     a.add_argument("--experiment", action="append", help="default: every experiment of the config")
     a.set_defaults(func=_cmd_aggregate)
