@@ -32,13 +32,19 @@ def test_run_writes_valid_result_with_provenance(tiny_config, tmp_path):
     assert data["dataset"]["source_kind"] == "local"
 
 
-def test_cli_overrides_are_recorded(tiny_config, tmp_path):
-    out = tmp_path / "ar.json"
+def run_ar(tiny_config, out, limit: int, max_new_tokens: int) -> subprocess.CompletedProcess:
+    """`decodebench run` of experiment main's AR on the tiny config's docs, in a fresh process."""
     proc = subprocess.run([sys.executable, "-m", "decodebench.cli", "run", "--config", str(tiny_config),
                            "--experiment", "main", "--dataset", "docs", "--method", "ar", "--out", str(out),
-                           "--limit", "2", "--max-new-tokens", "5", "--quiet"],
+                           "--limit", str(limit), "--max-new-tokens", str(max_new_tokens), "--quiet"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_cli_overrides_are_recorded(tiny_config, tmp_path):
+    out = tmp_path / "ar.json"
+    run_ar(tiny_config, out, limit=2, max_new_tokens=5)
     data = json.loads(out.read_text())
     assert data["protocol"]["overrides"] == {"limit": 2, "max_new_tokens": 5}
     assert [r["new_tokens"] for r in data["records"]] == [5, 5]
@@ -197,11 +203,7 @@ def test_run_summary_result_file_and_csv_agree_for_every_metric(tiny_config, tmp
     from decodebench.results import summarise
 
     out = tmp_path / "ar.json"
-    proc = subprocess.run([sys.executable, "-m", "decodebench.cli", "run", "--config", str(tiny_config),
-                           "--experiment", "main", "--dataset", "docs", "--method", "ar", "--out", str(out),
-                           "--limit", "3", "--max-new-tokens", "6", "--quiet"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    proc = run_ar(tiny_config, out, limit=3, max_new_tokens=6)
     data = load_result(out)
     summary = data["summary"]
     assert summary == summarise(data["records"])

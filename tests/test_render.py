@@ -14,7 +14,7 @@ from pipeline.synthetic import record, result, write
 
 from decodebench.analysis import aggregate_files, write_table
 from decodebench.config import expand_config, validate_config
-from decodebench.layout import artifacts, result_files, setup_path, table_path
+from decodebench.layout import artifacts, result_files, setup_path, study_result_files, table_path
 from decodebench.method_params import resolve_params
 from decodebench.render import Cell, Formats, bold_best, latex_escape, render_all
 from decodebench.results import file_sha256
@@ -99,7 +99,7 @@ def synthesize(root: Path, raw_cfg: dict) -> dict:
                                    max_new_tokens=protocol.get("max_new_tokens", 10), num_samples=samples,
                                    temperature=protocol.get("temperature", 1.0)))
         write_table(aggregate_files(cfg, e, [root / f for f in result_files(cfg, e)]), root / table_path("synth", e))
-    files = [root / f for e in cfg["experiments"] for f in result_files(cfg, e)]
+    files = [root / f for f in study_result_files(cfg)]
     write_setup_table(setup_files(files), root / setup_path("synth"))
     return cfg
 

@@ -41,6 +41,7 @@ Paths come from ``decodebench.layout``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -235,7 +236,7 @@ def aggregate_experiment(cfg: dict, experiment: str, results: list[dict]) -> pd.
     return long_table(wide, across, picks)
 
 
-def aggregate_files(cfg: dict, experiment: str, paths: list[str | Path]) -> pd.DataFrame:
+def aggregate_files(cfg: dict, experiment: str, paths: Sequence[str | Path]) -> pd.DataFrame:
     return aggregate_experiment(cfg, experiment, [load_result(p) for p in sorted(map(str, paths))])
 
 

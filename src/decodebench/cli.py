@@ -203,17 +203,17 @@ def _cmd_make_tiny_model(args) -> int:
 def _cmd_aggregate(args) -> int:
     from .analysis import aggregate_files, write_table
     from .config import load_config
-    from .layout import result_files, setup_path, table_path
+    from .layout import result_files, setup_path, study_result_files, table_path
     from .study_setup import setup_files, write_setup_table
 
     cfg = load_config(args.config)
     for e in args.experiment or sorted(cfg["experiments"]):
         out = table_path(cfg["study"], e)
-        table = aggregate_files(cfg, e, list[str | Path](result_files(cfg, e)))
+        table = aggregate_files(cfg, e, result_files(cfg, e))
         write_table(table, out)
         print(f"{out}: {len(table)} rows")
     # the setup section's values, from every result of the study (rule aggregate_setup)
-    setup = setup_files(list[str | Path](f for e in sorted(cfg["experiments"]) for f in result_files(cfg, e)))
+    setup = setup_files(study_result_files(cfg))
     write_setup_table(setup, setup_path(cfg["study"]))
     print(f"{setup_path(cfg['study'])}: {len(setup)} values")
     return 0

@@ -62,6 +62,11 @@ def result_files(cfg: dict, experiment: str) -> list[str]:
     return [result_path(cfg["study"], experiment, d, m) for d in exp["datasets"] for m in exp["methods"]]
 
 
+def study_result_files(cfg: dict) -> list[str]:
+    """Every result file of the study, experiment by experiment in name order."""
+    return [f for e in sorted(cfg["experiments"]) for f in result_files(cfg, e)]
+
+
 def configured_results(cfg: dict) -> list[Path]:
     """``<experiment>/<dataset>/<method>.json`` for every result an expanded config expects.
 

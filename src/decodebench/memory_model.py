@@ -39,7 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeGuard
 
-from .method_params import CACHE_WIDTH, cache_width
+from .method_params import cache_width
 
 MIB = 1024 * 1024
 PAGE_BYTES = 4096
@@ -95,8 +95,8 @@ def expected_overhead(result: dict, record: dict) -> Expected | None:
     rows = max(1, extra)
     positions = prompt + new + extra
     # our own loops' caches (an imported result's method is someone else's implementation)
-    ours = result.get("kind", "measured") == "measured" and method["id"] in CACHE_WIDTH
-    width = cache_width(method["id"], method.get("params") or {}) if ours else None
+    measured = result.get("kind", "measured") == "measured"
+    width = cache_width(method["id"], method.get("params") or {}) if measured else None
     if width is not None and result["environment"].get("memory_kind") == "cuda_allocated":
         positions = prompt + result["protocol"]["max_new_tokens"] + width  # allocated whole
     parts = {

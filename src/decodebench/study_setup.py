@@ -9,6 +9,7 @@ are joined, so a mixed study shows it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -83,7 +84,7 @@ def setup_table(results: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(sorted(setup_values(results).items()), columns=list(COLUMNS))
 
 
-def setup_files(paths: list[str | Path]) -> pd.DataFrame:
+def setup_files(paths: Sequence[str | Path]) -> pd.DataFrame:
     return setup_table([load_result(p) for p in sorted(map(str, paths))])
 
 

@@ -34,6 +34,6 @@ rule aggregate_setup:
     conda:
         "../envs/decodebench.yaml"
     params:
-        results=[f for e in EXPERIMENTS for f in result_files(CFG, e)],
+        results=study_result_files(CFG),
     script:
         "../../scripts/aggregate_setup.py"

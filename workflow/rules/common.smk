@@ -15,6 +15,7 @@ from decodebench.layout import (
     imported,
     result_files,
     setup_path,
+    study_result_files,
     table_path,
     tuned_experiment,
     tuned_path,
@@ -174,7 +175,7 @@ def experiment_results(wildcards):
 def all_results():
     if imported(CFG):
         return [f"results/raw/{STUDY}"]
-    return [f for e in EXPERIMENTS for f in result_files(CFG, e)]
+    return study_result_files(CFG)
 
 
 def all_tables():

@@ -146,17 +146,10 @@ def rule_tables(root: Path, cfg: dict | None, report: Report) -> None:
             report.error(rel, "artifacts", f"made from result files that no longer exist (expected "
                                            f"{missing[0]}{f' and {len(missing) - 1} more' if len(missing) > 1 else ''})")
             continue
-        try:
-            fresh = table_text(aggregate_files(cfg, experiment, list[str | Path](sources)))
-        except Exception as exc:  # the aggregation's failure is the finding
-            report.error(rel, "artifacts", f"re-aggregating its results failed: {type(exc).__name__}: {exc}")
-            continue
-        current = path.read_text()
-        if fresh != current:
-            line, exp, found = _first_difference(fresh, current)
-            report.error(rel, "artifacts", f"differs from a fresh aggregation of the current results (edited, or "
-                                           f"stale: results or config changed since; expected {exp.strip()[:120]!r}, "
-                                           f"found {found.strip()[:120]!r})", line=line)
+        _compare_with_fresh(root, rel, report, lambda e=experiment, s=sources: table_text(aggregate_files(cfg, e, s)),
+                            failed="re-aggregating its results failed",
+                            differs="differs from a fresh aggregation of the current results (edited, or stale: "
+                                    "results or config changed since")
 
 
 def rule_setup_table(root: Path, cfg: dict | None, report: Report) -> None:
@@ -164,24 +157,33 @@ def rule_setup_table(root: Path, cfg: dict | None, report: Report) -> None:
     against a fresh aggregation of every result file's provenance (rule id artifacts)."""
     if cfg is None or "experiments" not in cfg:
         return
-    from ..layout import result_files, setup_path
-    from ..study_setup import setup_files, table_text
+    from ..layout import setup_path, study_result_files
+    from ..study_setup import setup_files
+    from ..study_setup import table_text as setup_table_text
 
     rel = setup_path(cfg["study"])
     if not (root / rel).exists():
         return
     report.ran(rel, "artifacts")
-    sources = [root / f for e in sorted(cfg["experiments"]) for f in result_files(cfg, e)]
+    sources = [root / f for f in study_result_files(cfg)]
+    _compare_with_fresh(root, rel, report, lambda: setup_table_text(setup_files(sources)),
+                        failed="re-aggregating the results' provenance failed",
+                        differs="differs from a fresh aggregation of the results' provenance (edited, or stale")
+
+
+def _compare_with_fresh(root: Path, rel: str, report: Report, fresh_text, failed: str, differs: str) -> None:
+    """The file `rel` against `fresh_text()` (its aggregation from the current results): an error
+    when the aggregation fails (`failed`) or at the first line that differs (`differs`)."""
     try:
-        fresh = table_text(setup_files(list[str | Path](sources)))
-    except Exception as exc:  # a missing or unreadable result is the finding
-        report.error(rel, "artifacts", f"re-aggregating the results' provenance failed: {type(exc).__name__}: {exc}")
+        fresh = fresh_text()
+    except Exception as exc:  # the aggregation's failure is the finding
+        report.error(rel, "artifacts", f"{failed}: {type(exc).__name__}: {exc}")
         return
     current = (root / rel).read_text()
     if fresh != current:
         line, exp, found = _first_difference(fresh, current)
-        report.error(rel, "artifacts", f"differs from a fresh aggregation of the results' provenance (edited, or "
-                                       f"stale; expected {exp.strip()[:120]!r}, found {found.strip()[:120]!r})", line=line)
+        report.error(rel, "artifacts", f"{differs}; expected {exp.strip()[:120]!r}, found {found.strip()[:120]!r})",
+                     line=line)
 
 
 def _check_manifest(root: Path, mpath: Path, mrel: str, files: set[str], report: Report) -> dict | None:
