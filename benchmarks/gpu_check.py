@@ -14,13 +14,14 @@ Sections:
   shows up in its peak overhead (CUDA: allocator peak, within 2 %; CPU: VmHWM, within the
   memory model's allowance); after a previous prompt's leftovers stay alive, they count in the
   next region's baseline and not in its overhead.
-- ``lossless``: every greedy single-sample method (and linear/tree in oracle mode) on tiny
+- ``lossless``: every greedy single-sample method (trees also padded, and linear/tree in oracle mode) on tiny
   random Llama and GPT-NeoX models equals greedy AR, in float32 and float16 (bfloat16 on CPU);
   a mismatch where AR's float32 top-2 margin is below ``check.groups.TIE_EPSILON[dtype]`` is a
   tie (reported, not a failure), any other fails.
 - ``speed``: GPT-NeoX random models with Pythia-2.8B's and Pythia-70M's shapes (``--tiny``: tiny
   shapes), float16 on CUDA (float32 on CPU): forward cost by width of target and draft, AR
-  tokens/s, and linear (k = 4) and the fixed tree at oracle acceptance alpha in {0.5, 0.7, 0.9}
+  tokens/s against a bare ``model.generate`` with a static cache, and linear (k = 4) and the
+  fixed tree (levels read per level, and padded: one read per round) at oracle acceptance alpha in {0.5, 0.7, 0.9}
   (``methods.oracle``): realised speedup over AR vs the speedup the cost model
   (``costmodel``) predicts from the same run's measured phase costs.
 - ``kv_memory``: AR's peak overhead on the target shape against the memory model's analytic
@@ -76,7 +77,10 @@ TINY = {
 }
 TINY_COMMON = dict(PYTHIA_COMMON, vocab_size=512)
 ALPHAS = (0.5, 0.7, 0.9)
-SPEED_METHODS = {"linear": {"k": 4}, "tree": {"depth": 4, "branching": 2, "tau": 0.0}}
+# label -> (method id, params); tree_padded: the same full tree grown in padded levels, one host
+# read per round instead of one per level (methods.tree), so the pair isolates the reads' cost
+SPEED_METHODS = {"linear": ("linear", {"k": 4}), "tree": ("tree", {"depth": 4, "branching": 2, "tau": 0.0}),
+                 "tree_padded": ("tree", {"depth": 4, "branching": 2, "tau": 0.0, "padded": True})}
 CUDA_PEAK_TOLERANCE = 0.02
 SECTIONS = ("tracker", "lossless", "speed", "kv_memory", "scheduling")
 
@@ -140,7 +144,9 @@ def lossless_cases() -> list[tuple[str, str, dict]]:
     """(label, method id, params): every greedy single-sample method with its defaults, plus oracle mode."""
     cases = [(mid, mid, {}) for mid, spec in sorted(all_methods().items())
              if spec.greedy and not spec.multi_sample and mid != "ar"]
-    cases += [(f"{mid}+oracle0.7", mid, {**params, "oracle_alpha": 0.7}) for mid, params in SPEED_METHODS.items()]
+    cases += [(f"{mid}+padded", mid, {"padded": True}) for mid in ("tree", "dynatree")]
+    cases += [(f"{label}+oracle0.7", mid, {**params, "oracle_alpha": 0.7})
+              for label, (mid, params) in SPEED_METHODS.items()]
     return cases
 
 
@@ -245,20 +251,22 @@ def check_speed(device: torch.device, tiny: bool, models: dict) -> dict:
             records.setdefault(label, []).append(rec)
 
     measure("ar", "ar", {})
-    for mid, params in SPEED_METHODS.items():
-        for alpha in ALPHAS:
-            measure(f"{mid}@{alpha}", mid, {**params, "oracle_alpha": alpha})
-            log(f"{mid} at oracle alpha {alpha}: done")
     ar_tps = statistics.mean(r["tokens_per_s"] for r in records["ar"])
-    methods = {}
-    for mid in SPEED_METHODS:
-        fit = fit_method([r for alpha in ALPHAS for r in records[f"{mid}@{alpha}"]])
+    generate_tps = statistics.mean(static_generate_tokens_per_s(target, ids, new, repeats) for ids in prompt_ids)
+    log(f"AR {ar_tps:.1f} tokens/s, model.generate with a static cache {generate_tps:.1f} tokens/s")
+    for label, (mid, params) in SPEED_METHODS.items():
         for alpha in ALPHAS:
-            recs = records[f"{mid}@{alpha}"]
+            measure(f"{label}@{alpha}", mid, {**params, "oracle_alpha": alpha})
+            log(f"{label} at oracle alpha {alpha}: done")
+    methods = {}
+    for label in SPEED_METHODS:
+        fit = fit_method([r for alpha in ALPHAS for r in records[f"{label}@{alpha}"]])
+        for alpha in ALPHAS:
+            recs = records[f"{label}@{alpha}"]
             pairs = speedup_pairs(recs, records["ar"], fit) if fit else []
             realised = statistics.mean(p[1] for p in pairs) if pairs else None
             predicted = statistics.mean(p[2] for p in pairs) if pairs else None
-            methods[f"{mid}@{alpha}"] = {
+            methods[f"{label}@{alpha}"] = {
                 "accepted_per_round": statistics.mean(r["draft_tokens_accepted"] / r["rounds"] for r in recs),
                 "tokens_per_s": statistics.mean(r["tokens_per_s"] for r in recs),
                 "realised_speedup": realised, "predicted_speedup": predicted,
@@ -270,9 +278,31 @@ def check_speed(device: torch.device, tiny: bool, models: dict) -> dict:
     # after it the oracle's reference tokens are wrong, which shows as lower acceptance.
     ok = logits_finite and all(v["realised_over_predicted"] is not None for v in methods.values())
     return {"ok": ok, "logits_finite": logits_finite, "prompt_tokens": prompt_len, "new_tokens": new, "prompts": prompts,
-            "forward_cost_median_s": costs, "ar_tokens_per_s": ar_tps, "methods": methods,
+            "forward_cost_median_s": costs, "ar_tokens_per_s": ar_tps,
+            "static_generate_tokens_per_s": generate_tps, "ar_over_static_generate": ar_tps / generate_tps,
+            "methods": methods,
             "goal": "linear and tree at alpha 0.7 reach >= 0.9 of the predicted speedup (issue 16; "
                     "judged on a GPU, not a pass condition here)"}
+
+
+def static_generate_tokens_per_s(model, ids: torch.Tensor, new: int, repeats: int) -> float:
+    """Tokens/s of a bare greedy ``model.generate`` with a static cache, exactly `new` tokens
+    (median of `repeats` after a warm-up, prefill included as in ours): AR's reference."""
+    kwargs = dict(max_new_tokens=new, min_new_tokens=new, do_sample=False, cache_implementation="static",
+                  pad_token_id=0)
+    sync = torch.cuda.synchronize if ids.device.type == "cuda" else (lambda: None)
+    with torch.inference_mode():
+        model.generate(ids, **kwargs)  # warm-up
+        times = []
+        for _ in range(repeats):
+            sync()
+            start = time.perf_counter()
+            out = model.generate(ids, **kwargs)
+            sync()
+            times.append(time.perf_counter() - start)
+    if out.shape[1] != ids.shape[1] + new:
+        raise RuntimeError(f"model.generate made {out.shape[1] - ids.shape[1]} tokens, not {new}")
+    return new / statistics.median(times)
 
 
 def check_kv_memory(device: torch.device, tiny: bool, models: dict, dtype: str) -> dict:
@@ -325,7 +355,8 @@ def summary_note(name: str, s: dict) -> str:
     if name == "lossless":
         return f"{s['generations']} generations, {s['failures']} failures, {s['ties']} ties at a near-tie"
     if name == "speed":
-        return f"AR {s['ar_tokens_per_s']:.1f} tokens/s"
+        return (f"AR {s['ar_tokens_per_s']:.1f} tokens/s = {s['ar_over_static_generate']:.2f} x a static-cache "
+                f"model.generate ({s['static_generate_tokens_per_s']:.1f})")
     if name == "kv_memory":
         return (f"overhead {s['measured_overhead_mib']:.1f} MiB = {s['measured_over_kv']:.3f} x KV bytes, "
                 f"{s['measured_over_expected']:.3f} x the memory model")

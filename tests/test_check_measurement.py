@@ -201,3 +201,31 @@ def test_memory_model_follows_the_cache_a_method_keeps():
     r, tree = expected("dt", "dynatree", "cuda_allocated", {"max_nodes": 40})
     capacity = rec["prompt_tokens"] + r["protocol"]["max_new_tokens"] + 41  # the root and 40 nodes
     assert tree.components["kv_target"] == per_position * capacity
+
+
+def test_memory_model_charges_padded_tree_widths():
+    """With padded levels every round verifies the padded width and feeds the draft every slot
+    of the levels below the last, whatever the tree's live size."""
+    from decodebench.memory_model import expected_overhead
+
+    def expected(memory_kind, padded):
+        r = make_result("tree", "tree")
+        r["models"]["target"]["shape"] = dict(SMOLLM2)
+        r["models"]["draft"] = {"shape": dict(SMOLLM2)}
+        r["environment"]["memory_kind"] = memory_kind
+        r["method"]["params"] = {"depth": 4, "branching": 2, "max_nodes": 64, "padded": padded}
+        rec = r["records"][0]
+        rec["proposed_per_round"] = [5] * len(rec.get("proposed_per_round") or [1])
+        return r, rec, expected_overhead(r, rec)
+
+    per_position = 2 * SMOLLM2["layers"] * SMOLLM2["kv_heads"] * SMOLLM2["head_dim"] * 4  # float32
+    r, rec, read = expected("process_rss", False)
+    _, _, padded = expected("process_rss", True)
+    touched = rec["prompt_tokens"] + rec["new_tokens"]
+    assert read.components["kv_target"] == per_position * (touched + 6)  # the tree's 5 nodes and the root
+    assert padded.components["kv_target"] == per_position * (touched + 31)  # 1 + 2 + 4 + 8 + 16 slots
+    assert padded.components["kv_draft"] == per_position * (touched + 14)  # levels 1-3 fed whole
+    _, _, allocated = expected("cuda_allocated", True)
+    whole = rec["prompt_tokens"] + r["protocol"]["max_new_tokens"]
+    assert allocated.components["kv_target"] == per_position * (whole + 31)
+    assert allocated.components["kv_draft"] == per_position * (whole + 14)

@@ -11,7 +11,9 @@ same calls would synchronise on a GPU. Bounds (docs/methods.md, "Loops on the de
 - linear: one per round (the target's choices and the drafts, read together);
 - tree / dynatree: one per draft level (its survivors size the next draft forward) and one
   for the verification: at most depth + 2 per round (a last level that adds no node still
-  costs its read), plus one for the prefill's token.
+  costs its read), plus one for the prefill's token;
+- tree / dynatree with ``padded: true``: one per round (the verdict), every level grown at its
+  largest width on the device.
 """
 
 import collections
@@ -75,11 +77,12 @@ def models(tiny_models):
     return target, draft, [tok(text, return_tensors="pt").input_ids for text in PROMPTS]
 
 
-def reads_per_round(method, params, target, draft, ids, new_tokens=24):
+def reads_per_round(method, params, target, draft, ids, new_tokens=24, oracle_ids=None):
     """(reads before the first round, [reads of each round], rounds, output)."""
     spec = get_method(method)
     ctx = GenContext(target=target, draft=draft if spec.needs_draft else None, prompt_ids=ids,
-                     budget=Budget(new_tokens, None), params=spec.make_params(params), clock=Unmeasured())
+                     budget=Budget(new_tokens, None), params=spec.make_params(params), clock=Unmeasured(),
+                     oracle_ids=oracle_ids)
     reads = HostReads(target, draft)
     marks = []
     record = ctx.add_round
@@ -131,3 +134,20 @@ def test_tree_reads_once_per_level_and_once_to_verify(models, method, params, pr
     max_depth = get_method(method).make_params(params)
     max_depth = getattr(max_depth, "depth", None) or max_depth.max_depth
     assert max(per_round) <= max_depth + 2
+
+
+@pytest.mark.parametrize("method,params", [("tree", {"padded": True}),
+                                           ("tree", {"depth": 5, "branching": 3, "tau": 0.0, "padded": True}),
+                                           ("dynatree", {"padded": True, "max_nodes": 40}),
+                                           ("tree", {"padded": True, "oracle_alpha": 0.7})])
+@pytest.mark.parametrize("prompt", range(len(PROMPTS)))
+def test_padded_tree_reads_once_per_round(models, method, params, prompt):
+    target, draft, prompts = models
+    oracle_ids = None
+    if "oracle_alpha" in params:
+        oracle_ids = reads_per_round("ar", {}, target, None, prompts[prompt])[3].new_ids
+    before, per_round, rounds, _, reads = reads_per_round(method, params, target, draft, prompts[prompt],
+                                                          oracle_ids=oracle_ids)
+    assert before == 1, reads.calls  # the prefill's first token
+    assert per_round == [1] * len(rounds), reads.calls
+    assert set(reads.calls) == {"tolist", "__int__"}, reads.calls

@@ -70,7 +70,7 @@ def test_tree_positions_off_by_one_is_an_error_in_float16(tiny_config, tiny_mode
     import decodebench.token_tree as T
 
     right = T.tree_position_ids
-    monkeypatch.setattr(T, "tree_position_ids", lambda tree, nodes, root, device: right(tree, nodes, root + 1, device))
+    monkeypatch.setattr(T, "tree_position_ids", lambda tree, slots, root: right(tree, slots, root + 1))
     cfg = configure(tiny_config, tiny_models["llama"], "float16", ["ar", "tree"])
     measure(cfg, tmp_path, ["ar", "tree"])
     (f,) = lossless(tmp_path, cfg, "tree.json")

@@ -11,7 +11,8 @@ from decodebench import token_tree as T
 from decodebench.config import load_config
 from decodebench.harness import run_job
 from decodebench.kvcache import keep_positions
-from decodebench.measurement import Tracker
+from decodebench.measurement import Tracker, Unmeasured
+from decodebench.method_params import tree_level_widths, tree_widths
 from decodebench.methods import Budget, GenContext, get_method
 from decodebench.methods.dynatree import DynaTreeParams, ShapeState, adjust, shape_for
 from decodebench.results import load_result
@@ -71,21 +72,39 @@ def prompt_ids(models, arch, text):
 
 # --- one tree forward == sequential decoding of every path -------------------------------------
 
-def example_tree(vocab: int, seed: int = 0) -> T.Tree:
-    """Root with 3 children; uneven deeper levels (depth 4), tokens random."""
+EXAMPLE_PARENTS = [[0, 0, 0], [1, 1, 2], [4, 4, 6], [7]]  # by level; slots numbered in level order
+
+
+def example_tree(vocab: int, seed: int = 0) -> tuple[T.Tree, list[int], list[int]]:
+    """Root with 3 children; uneven deeper levels (depth 4), tokens random, siblings distinct.
+    Returns the tree and its parents and tokens as host lists (slot order)."""
     gen = torch.Generator().manual_seed(seed)
-    tree = T.Tree.rooted(int(torch.randint(vocab, (1,), generator=gen)))
-    for parent in [0, 0, 0, 1, 1, 2, 4, 4, 6, 7]:
-        while True:  # siblings carry distinct tokens
-            token = int(torch.randint(vocab, (1,), generator=gen))
-            if tree.child(parent, token) is None:
-                break
-        tree.add(parent, token, 0.0)
-    return tree
+    tokens = [int(torch.randint(vocab, (1,), generator=gen))]
+    tree, parents = T.Tree.rooted(tokens[0]), [0]
+    for level in EXAMPLE_PARENTS:
+        new = []
+        for parent in level:
+            while True:
+                token = int(torch.randint(vocab, (1,), generator=gen))
+                if (parent, token) not in zip(parents + level, tokens + new):
+                    break
+            new.append(token)
+        tree.add_nodes(level, new)
+        parents, tokens = parents + level, tokens + new
+    return tree, parents, tokens
 
 
-def sequential_logits(model, prefix, tree, node):
-    ids = torch.tensor([prefix + [tree.tokens[0]] + [tree.tokens[i] for i in tree.path_to(node)]])
+def path_to(parents: list[int], node: int) -> list[int]:
+    """Slots from the root's child down to `node` (empty for the root)."""
+    path = []
+    while node > 0:
+        path.append(node)
+        node = parents[node]
+    return path[::-1]
+
+
+def sequential_logits(model, prefix, parents, tokens, node):
+    ids = torch.tensor([prefix + [tokens[0]] + [tokens[i] for i in path_to(parents, node)]])
     return model(input_ids=ids).logits[0, -1]
 
 
@@ -94,58 +113,63 @@ def sequential_logits(model, prefix, tree, node):
 def test_tree_forward_logits_equal_sequential_decoding(tiny_models, arch, attn):
     model = load(tiny_models[arch], attn)
     prefix = AutoTokenizer.from_pretrained(tiny_models[arch])(PROMPTS[2]).input_ids
-    tree = example_tree(model.config.vocab_size)
-    assert tree.depth == 4
-    anc = T.ancestor_matrix(tree.parents)
-    nodes = list(range(len(tree)))
+    tree, parents, tokens = example_tree(model.config.vocab_size)
+    assert tree.depth_bound == 4 and tree.levels.tolist() == [0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4]
+    nodes = torch.arange(len(tree))
     with torch.no_grad():
-        expected = torch.stack([sequential_logits(model, prefix, tree, i) for i in nodes])
+        expected = torch.stack([sequential_logits(model, prefix, parents, tokens, i) for i in range(len(tree))])
 
         # Target scheme: the whole tree (root included) in one forward over the prefix cache.
         cache = model(input_ids=torch.tensor([prefix]), use_cache=True).past_key_values
         L = len(prefix)
-        logits = model(input_ids=torch.tensor([tree.tokens]), past_key_values=cache, use_cache=True,
-                       attention_mask=T.tree_attention_mask(anc, L, nodes, nodes, model.dtype, model.device),
-                       position_ids=T.tree_position_ids(tree, nodes, L, model.device)).logits[0]
+        logits = model(input_ids=tree.tokens[None], past_key_values=cache, use_cache=True,
+                       attention_mask=T.tree_attention_mask(tree.anc, L, model.dtype),
+                       position_ids=T.tree_position_ids(tree, nodes, L)).logits[0]
         torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
 
         # After compaction to one accepted path the cache continues like sequential decoding.
-        path = tree.path_to(8)  # 2 -> 6 -> 8 ... depth 3
+        path = path_to(parents, 8)  # 1 -> 4 -> 8, depth 3
         keep_positions(cache, L + 1, L + torch.tensor(path))
         assert cache.get_seq_length() == L + 1 + len(path)
         nxt = model(input_ids=torch.tensor([[5]]), past_key_values=cache, use_cache=True).logits[0, -1]
-        ref = model(input_ids=torch.tensor([prefix + [tree.tokens[0]] + [tree.tokens[i] for i in path] + [5]]))
+        ref = model(input_ids=torch.tensor([prefix + [tokens[0]] + [tokens[i] for i in path] + [5]]))
         torch.testing.assert_close(nxt, ref.logits[0, -1], atol=1e-4, rtol=1e-4)
 
         # Draft scheme: root fed causally, then one level at a time over the growing cache.
-        cache = model(input_ids=torch.tensor([prefix + [tree.tokens[0]]]), use_cache=True).past_key_values
+        cache = model(input_ids=torch.tensor([prefix + [tokens[0]]]), use_cache=True).past_key_values
         P = len(prefix) + 1
         fed, got = [], {}
-        for depth in range(1, tree.depth + 1):
-            level = [i for i in nodes if tree.depths[i] == depth]
-            fed += level
-            out = model(input_ids=torch.tensor([[tree.tokens[i] for i in level]]), past_key_values=cache,
-                        use_cache=True,
-                        attention_mask=T.tree_attention_mask(anc, P, fed, level, model.dtype, model.device),
-                        position_ids=T.tree_position_ids(tree, level, P - 1, model.device)).logits[0]
-            got.update(zip(level, out))
-        torch.testing.assert_close(torch.stack([got[i] for i in nodes[1:]]), expected[1:], atol=1e-4, rtol=1e-4)
+        for depth in range(1, tree.depth_bound + 1):
+            level = nodes[tree.level(depth)]
+            fed.append(level)
+            out = model(input_ids=tree.tokens[level][None], past_key_values=cache, use_cache=True,
+                        attention_mask=T.tree_attention_mask(tree.anc[level][:, torch.cat(fed)], P, model.dtype),
+                        position_ids=T.tree_position_ids(tree, level, P - 1)).logits[0]
+            got.update(zip(level.tolist(), out))
+        torch.testing.assert_close(torch.stack([got[i] for i in range(1, len(tree))]), expected[1:],
+                                   atol=1e-4, rtol=1e-4)
 
 
 def test_ancestors_and_longest_path():
     tree = T.Tree.rooted(10)
-    a, b = tree.add(0, 11, -0.1), tree.add(0, 12, -0.2)
-    c = tree.add(a, 13, -0.3)
-    d = tree.add(b, 14, -0.4)
-    anc = T.ancestor_matrix(tree.parents)
-    assert anc[c].tolist() == [True, True, False, True, False]
-    assert anc[d].tolist() == [True, False, True, False, True]
+    assert tree.add_nodes([0, 0], [11, 12]) == slice(1, 3)
+    a, b = 1, 2
+    assert tree.add_nodes([a, b], [13, 14]) == slice(3, 5)
+    c, d = 3, 4
+    assert tree.anc[c].tolist() == [True, True, False, True, False]
+    assert tree.anc[d].tolist() == [True, False, True, False, True]
+
+    def accept(next_tokens):
+        path, nxt = T.longest_accepted_path(tree, torch.tensor(next_tokens))
+        return path.tolist(), nxt.tolist()
+
     # target: after root -> 12, after b -> 14, after d -> 99: path 0 -> b -> d, then 99
-    next_tokens = [12, 0, 14, 0, 99]
-    assert T.longest_accepted_path(tree, next_tokens) == ([b, d], 99)
-    assert T.longest_accepted_path(tree, [7, 0, 0, 0, 0]) == ([], 7)
-    with pytest.raises(ValueError):
-        tree.add(0, 11, -1.0)
+    assert accept([12, 0, 14, 0, 99]) == ([b, d], [99])
+    assert accept([7, 0, 0, 0, 0]) == ([-1, -1], [7])
+    assert accept([11, 0, 0, 0, 0]) == ([a, -1], [0])  # a's child is 13, the target wants 0
+    # a dead slot (padding) or an unreachable one is never followed
+    tree.reach[b] = False
+    assert accept([12, 0, 14, 0, 99]) == ([-1, -1], [12])
 
 
 def test_flash_attention_is_refused(models):
@@ -162,7 +186,12 @@ TREE_CASES = [{}, {"depth": 1}, {"branching": 1}, {"tau": 0}, {"tau": 0, "max_no
               {"depth": 6, "branching": 3, "tau": 0, "max_nodes": 20}]
 DYNATREE_CASES = [{}, {"window": 2}, {"adaptive": False, "history": False}, {"history": False},
                   {"tau": 0, "early_stop": 0, "max_nodes": 30, "window": 2}, {"base_depth": 1, "max_depth": 1}]
-CASES = [("tree", p) for p in TREE_CASES] + [("dynatree", p) for p in DYNATREE_CASES]
+# padded levels (one host read per round): the same live trees, so the same outputs
+PADDED_CASES = [("tree", {"padded": True}), ("tree", {"tau": 0, "max_nodes": 3, "padded": True}),
+                ("tree", {"depth": 6, "branching": 3, "tau": 0, "max_nodes": 20, "padded": True}),
+                ("dynatree", {"padded": True}),
+                ("dynatree", {"tau": 0, "early_stop": 0, "max_nodes": 30, "window": 2, "padded": True})]
+CASES = [("tree", p) for p in TREE_CASES] + [("dynatree", p) for p in DYNATREE_CASES] + PADDED_CASES
 
 
 @pytest.mark.parametrize("draft_kind", ["small", "noisy"])
@@ -208,8 +237,8 @@ def test_draft_equal_to_target_accepts_every_level(models, arch):
     assert s["tokens_per_round"] == 5
 
 
-@pytest.mark.parametrize("method", ["tree", "dynatree"])
-def test_caches_are_reused_not_refilled(models, method):
+@pytest.mark.parametrize("method,params", [("tree", {}), ("dynatree", {}), ("tree", {"padded": True})])
+def test_caches_are_reused_not_refilled(models, method, params):
     """After the prefills: the draft only sees pending tokens and tree levels over its kept cache;
     the target runs one forward per round over root + tree nodes, never re-feeding accepted tokens."""
     target = copy.deepcopy(models["llama"]["target"])
@@ -225,18 +254,25 @@ def test_caches_are_reused_not_refilled(models, method):
     target.register_forward_pre_hook(recorder("target"), with_kwargs=True)
     draft.register_forward_pre_hook(recorder("draft"), with_kwargs=True)
     ids = prompt_ids(models, "llama", PROMPTS[2])
-    out, _, _ = run(method, target, ids, 30, draft=draft)
+    out, _, _ = run(method, target, ids, 30, draft=draft, params=params)
     s = out.stats
     assert out.new_ids == run("ar", models["llama"]["target"], ids, 30)[0].new_ids
     assert calls["target"][0] == (ids.shape[1], 0) and calls["draft"][0] == (ids.shape[1], 0)
-    assert [n for n, _ in calls["target"][1:]] == [size + 1 for size in s["proposed_per_round"]]
     assert all(past > 0 for _, past in calls["draft"][1:] + calls["target"][1:])
-    # every draft forward after the prefill: 1-2 committed tokens, or one tree level
+    widths = [n for n, _ in calls["target"][1:]]
     fed = sum(n for n, _ in calls["draft"][1:])
-    assert fed <= sum(2 + size for size in s["proposed_per_round"])
+    if not params.get("padded"):
+        assert widths == [size + 1 for size in s["proposed_per_round"]]
+        # every draft forward after the prefill: 1-2 committed tokens, or one tree level
+        assert fed <= sum(2 + size for size in s["proposed_per_round"])
+    else:  # the padded tree: 1 + 2 + 4 + 8 + 16 slots, fewer only where the budget caps the depth
+        assert all(size + 1 <= w <= 31 for size, w in zip(s["proposed_per_round"], widths))
+        assert widths[:-2] == [31] * (len(widths) - 2) and max(s["proposed_per_round"]) < 30
+        assert fed <= sum(2 + 14 for _ in widths)  # levels 1-3 fed whole: 2 + 4 + 8 slots
 
 
-@pytest.mark.parametrize("method,params", [("tree", {"tau": 0}), ("dynatree", {"tau": 0, "early_stop": 0})])
+@pytest.mark.parametrize("method,params", [("tree", {"tau": 0}), ("dynatree", {"tau": 0, "early_stop": 0}),
+                                           ("tree", {"tau": 0, "padded": True})])
 @pytest.mark.parametrize("arch", ARCHS)
 def test_budget_ending_mid_round(models, arch, method, params):
     target = models[arch]["target"]
@@ -263,6 +299,43 @@ def test_eos_inside_an_accepted_draft(models, arch, method):
     out, _, _ = run(method, target, ids, 20, draft=target, params=params, eos=eos)
     assert out.new_ids == ref.new_ids
     assert out.stats["accepted_per_round"][0] == j  # EOS itself was a draft token, committed and last
+
+
+def run_rounds(method_id, target, draft, ids, params, max_new_tokens, oracle_ids=None):
+    spec = get_method(method_id)
+    ctx = GenContext(target=target, draft=draft, prompt_ids=ids, budget=Budget(max_new_tokens, None),
+                     params=spec.make_params(params), clock=Unmeasured(), oracle_ids=oracle_ids, seed=7)
+    out = spec.generate(ctx)
+    s = out.stats
+    return out.new_ids, s["proposed_per_round"], s["accepted_per_round"], s["extra"]["tree_depth_per_round"]
+
+
+@pytest.mark.parametrize("oracle", [None, 0.7])
+@pytest.mark.parametrize("method,params", [("tree", {}), ("tree", {"depth": 5, "branching": 3, "max_nodes": 12}),
+                                           ("dynatree", {}), ("dynatree", {"window": 2, "max_nodes": 40}),
+                                           ("dynatree", {"adaptive": False, "window": 2})])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_padded_levels_grow_the_same_trees(models, arch, method, params, oracle):
+    """Padded levels change what is fed and read, not the tree: outputs and every round's size,
+    acceptance and depth equal those of levels read on the host, oracle draws included."""
+    target, draft = models[arch]["target"], models[arch]["drafts"]["noisy"]
+    for text in PROMPTS:
+        ids = prompt_ids(models, arch, text)
+        reference = run("ar", target, ids, 30)[0].new_ids if oracle is not None else None
+        params = {**params, "oracle_alpha": oracle}
+        read = run_rounds(method, target, draft, ids, params, 30, reference)
+        padded = run_rounds(method, target, draft, ids, {**params, "padded": True}, 30, reference)
+        assert padded == read, (method, params, text)
+        assert read[0] == run("ar", target, ids, 30)[0].new_ids
+
+
+def test_padded_widths_hold_every_level():
+    p = get_method("tree").make_params({"depth": 4, "branching": 2, "max_nodes": 64, "padded": True})
+    assert tree_level_widths(p) == [2, 4, 8, 16] and tree_widths(p) == (31, 14)
+    p = get_method("dynatree").make_params({"padded": True})
+    assert tree_level_widths(p) == [3, 9, 27, 81, 243, 256, 256, 256]
+    assert tree_widths(p) == (257, 875)  # the target verifies at most max_nodes + 1 slots
+    assert tree_widths(get_method("dynatree").make_params({})) == (257, 257)
 
 
 # --- dynatree's rules -----------------------------------------------------------------------

@@ -10,6 +10,8 @@ Components (bytes; b = the weights' dtype size, f = 4 for float32):
   the most draft positions a verification appends before the cache is cropped or compacted
   (max proposed per round + 1; 0 for AR);
 - ``kv_draft``: the same for the draft's shape (methods with a draft);
+  a tree with padded levels (``padded: true``) verifies its padded width and feeds the draft
+  every slot of its levels below the last (``method_params.tree_widths``) every round;
   Methods with a preallocated cache (``kvcache.KVCache``: ar, linear, tree, dynatree;
   ``method_params.cache_width``) allocate prompt + max_new_tokens + width positions at once:
   on CUDA all of them count (``cuda_allocated``), on CPU only the pages a forward writes
@@ -39,7 +41,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeGuard
 
-from .method_params import cache_width
+from .method_params import cache_width, padded_tree, tree_level_widths, tree_widths
 
 MIB = 1024 * 1024
 PAGE_BYTES = 4096
@@ -97,8 +99,17 @@ def expected_overhead(result: dict, record: dict) -> Expected | None:
     # our own loops' caches (an imported result's method is someone else's implementation)
     measured = result.get("kind", "measured") == "measured"
     width = cache_width(method["id"], method.get("params") or {}) if measured else None
-    if width is not None and result["environment"].get("memory_kind") == "cuda_allocated":
+    allocated_whole = width is not None and result["environment"].get("memory_kind") == "cuda_allocated"
+    padded = padded_tree(method["id"], method.get("params") or {}) if measured else None
+    draft_positions, draft_rows = positions, rows
+    if padded is not None:  # every round verifies and feeds the padded widths, not the tree's size
+        verified, fed = tree_widths(padded)
+        rows, positions = verified, prompt + new + verified
+        draft_positions, draft_rows = prompt + new + fed, max(tree_level_widths(padded))
+    if allocated_whole:
         positions = prompt + result["protocol"]["max_new_tokens"] + width  # allocated whole
+        draft_positions = prompt + result["protocol"]["max_new_tokens"] + (
+            tree_widths(padded)[1] if padded is not None else width)
     parts = {
         "kv_target": _kv_bytes(target, b, positions),
         "kv_growth": 0 if width is not None else 2 * _kv_bytes({**target, "layers": 1}, b, positions),
@@ -109,11 +120,11 @@ def expected_overhead(result: dict, record: dict) -> Expected | None:
     if models.get("draft") is not None:
         if not usable_shape(draft):
             return None
-        parts["kv_draft"] = _kv_bytes(draft, b, positions)
+        parts["kv_draft"] = _kv_bytes(draft, b, draft_positions)
         parts["activations"] += _activations(draft, b, prompt)
-        parts["logits"] += rows * draft["vocab"] * (b + FLOAT32)
+        parts["logits"] += draft_rows * draft["vocab"] * (b + FLOAT32)
         if method["id"] in TREE_IDS:
-            parts["logits"] += rows * draft["vocab"] * FLOAT32
+            parts["logits"] += draft_rows * draft["vocab"] * FLOAT32
     return Expected(parts)
 
 

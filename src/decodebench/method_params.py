@@ -48,12 +48,19 @@ class TreeParams:
     tau: float = 0.05
     max_nodes: int = 64
     oracle_alpha: float | None = None  # oracle draft mode (methods.oracle) on the first path; None: off
+    padded: bool = False  # levels at their largest width, one host read per round (methods.tree.grow_tree)
 
     def validate(self) -> None:
         check_tree_limits(self.depth, self.max_nodes, self.tau, "depth")
         check_oracle_alpha(self.oracle_alpha)
+        check_flag(self, "padded")
         if not (isinstance(self.branching, int) and self.branching >= 1):
             raise ValueError(f"branching must be an integer >= 1, got {self.branching!r}")
+
+
+def check_flag(params: Any, name: str) -> None:
+    if not isinstance(getattr(params, name), bool):
+        raise ValueError(f"{name} must be true or false, got {getattr(params, name)!r}")
 
 
 def check_tree_limits(depth: int, max_nodes: int, tau: float, depth_name: str) -> None:
@@ -84,6 +91,7 @@ class DynaTreeParams:
     adaptive: bool = True
     history: bool = True
     oracle_alpha: float | None = None  # oracle draft mode (methods.oracle) on the first path; None: off
+    padded: bool = False  # levels at their largest width, one host read per round (methods.tree.grow_tree)
 
     def validate(self) -> None:
         check_tree_limits(self.max_depth, self.max_nodes, self.tau, "max_depth")
@@ -102,9 +110,8 @@ class DynaTreeParams:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 <= value <= 1):
                 raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-        for name in ("adaptive", "history"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        for name in ("adaptive", "history", "padded"):
+            check_flag(self, name)
 
 
 @dataclass
@@ -218,8 +225,33 @@ def _linear_width(p: LinearParams) -> int:
     return max(p.k, p.lookup_tokens if p.lookup else 0) + 1
 
 
+def tree_level_widths(p: TreeParams | DynaTreeParams) -> list[int]:
+    """A padded tree's level widths, depth 1 first: level d has min(max_nodes, width of
+    level d - 1 x the most children a node gets) slots (the root's level: 1), so it holds
+    every node the level can have whatever the draft says."""
+    if isinstance(p, TreeParams):
+        depth, children = p.depth, p.branching
+    else:  # dynatree: the deepest tree its history can reach, the widest fan-out of its rules
+        depth = p.max_depth
+        children = max(p.children_confident, p.children_mid, p.children_uncertain) if p.adaptive else p.children_mid
+    widths = [1]
+    for _ in range(depth):
+        widths.append(min(p.max_nodes, widths[-1] * children))
+    return widths[1:]
+
+
+def tree_widths(p: TreeParams | DynaTreeParams) -> tuple[int, int]:
+    """(target, draft): the most positions one round appends to each model's cache. The
+    target verifies the root and at most max_nodes nodes; the draft is fed at most max_nodes
+    nodes, or, padded, every slot of the levels below the last."""
+    if not p.padded:
+        return p.max_nodes + 1, p.max_nodes + 1
+    widths = tree_level_widths(p)
+    return min(p.max_nodes, sum(widths)) + 1, max(1, sum(widths[:-1]))
+
+
 def _tree_width(p: TreeParams | DynaTreeParams) -> int:
-    return p.max_nodes + 1
+    return tree_widths(p)[0]
 
 
 CACHE_WIDTH = {"ar": lambda p: 0, "linear": _linear_width, "tree": _tree_width, "dynatree": _tree_width}
@@ -235,6 +267,16 @@ def cache_width(method_id: str, params: Any) -> int | None:
     if isinstance(params, dict):
         params = PARAMS[method_id](**params)
     return width(params)
+
+
+def padded_tree(method_id: str, params: Any) -> TreeParams | DynaTreeParams | None:
+    """The params of a tree method with padded levels (their caches and forwards are wider),
+    else None. `params`: the params object or a dict."""
+    if method_id not in ("tree", "dynatree"):
+        return None
+    if isinstance(params, dict):
+        params = PARAMS[method_id](**params)
+    return params if params.padded else None
 
 
 def resolve_params(method_id: str, params: dict) -> dict:

@@ -1,25 +1,31 @@
-"""Token trees for speculative decoding: structure, verification mask, positions, acceptance.
+"""Token trees for speculative decoding, held on the model's device: structure, masks,
+positions, acceptance.
 
 A tree hangs off its *root*: the last committed token, which the model verifying the tree
-has not seen yet. Node 0 is the root (depth 0, parent -1, cumulative log-prob 0). Every
-other node is a draft token whose parent has a smaller index (trees grow level by level),
-at depth parent's depth + 1.
+has not seen yet. A tree is a list of *slots* grown level by level: slot 0 is the root
+(level 0); level d occupies slots ``starts[d]:starts[d + 1]`` and each of its slots has a
+parent in level d - 1. A slot holds a node of the tree when it is ``alive``; a dead slot is
+padding (a level grown at a width fixed in advance, so that the host need not read how many
+nodes survived). Dead slots are nobody's ancestor, so they never change what a live node sees.
 
-With a prefix of length ``L`` in a model's KV cache, a forward over tree nodes feeds each
-node ``i`` at position ``L + depth[i]`` (the root at ``L``), and lets it attend to the whole
-prefix, its ancestors and itself only, never to siblings or cousins (``tree_attention_mask``).
-So the logits at node ``i`` are those of decoding the path root → i after the prefix.
+With a prefix of length ``L`` in a model's KV cache, a forward over tree slots feeds each
+slot at position ``L + level`` (the root at ``L``) and lets it attend to the whole prefix,
+its ancestors and itself only, never to siblings or cousins (``tree_attention_mask``). So the
+logits at a slot are those of decoding the path root -> slot after the prefix.
 
 The mask is the 4D ``[1, 1, queries, prefix + keys]`` additive float mask (0 = visible,
 dtype minimum = hidden) that transformers' attention functions take as-is: ``sdpa`` passes
 it to ``scaled_dot_product_attention`` as ``attn_mask`` and ``eager`` adds it to the scores
 (transformers 5.x ``masking_utils`` returns any 4D mask unchanged). Flash and flex
 attention do not take such a mask; ``check_tree_attention`` refuses them.
+
+Nothing here reads the device from the host: sizes are host integers (the level widths),
+everything else stays a tensor, and acceptance (``longest_accepted_path``) returns tensors.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -32,113 +38,110 @@ TREE_ATTENTION = ("sdpa", "eager")
 
 @dataclass
 class Tree:
-    tokens: list[int]
-    parents: list[int]  # -1 for the root
-    depths: list[int]  # root: 0
-    logprobs: list[float]  # cumulative draft log-prob of the path root → node (root: 0)
-    _children: dict = field(default_factory=dict, repr=False)  # (parent, token) -> node
+    """One round's draft tree. Every tensor is indexed by slot, on one device."""
+    tokens: torch.Tensor  # [S] long
+    parents: torch.Tensor  # [S] long; the root's parent is itself (0)
+    logprobs: torch.Tensor  # [S] float32: cumulative draft log-prob of the path root -> slot (root 0)
+    alive: torch.Tensor  # [S] bool: the slot holds a node (False: padding)
+    expand: torch.Tensor  # [S] bool: the node may get children
+    reach: torch.Tensor  # [S] bool: acceptance may follow the node (alive and not shadowed, see ``add_level``)
+    levels: torch.Tensor  # [S] long: the slot's level (its depth)
+    anc: torch.Tensor  # [S, S] bool: anc[i, j] = slot j is slot i or one of its ancestors
+    starts: list[int]  # level d = slots starts[d]:starts[d + 1]
 
     @classmethod
-    def rooted(cls, token: int) -> Tree:
-        return cls(tokens=[token], parents=[-1], depths=[0], logprobs=[0.0])
-
-    def add(self, parent: int, token: int, logprob: float) -> int:
-        if (parent, token) in self._children:
-            raise ValueError(f"node {parent} already has a child with token {token}")
-        node = len(self.tokens)
-        self.tokens.append(token)
-        self.parents.append(parent)
-        self.depths.append(self.depths[parent] + 1)
-        self.logprobs.append(logprob)
-        self._children[(parent, token)] = node
-        return node
-
-    def replace_token(self, node: int, token: int) -> None:
-        """Give `node` another token (oracle draft mode); a sibling with that token becomes
-        unreachable through ``child``."""
-        parent = self.parents[node]
-        if self._children.get((parent, self.tokens[node])) == node:
-            del self._children[(parent, self.tokens[node])]
-        self.tokens[node] = token
-        self._children[(parent, token)] = node
+    def rooted(cls, token: int, device: torch.device | str | None = None) -> Tree:
+        one = torch.ones(1, dtype=torch.bool, device=device)
+        zero = torch.zeros(1, dtype=torch.long, device=device)
+        return cls(tokens=torch.tensor([token], dtype=torch.long, device=device), parents=zero, levels=zero,
+                   logprobs=torch.zeros(1, dtype=torch.float32, device=device), alive=one, expand=one, reach=one,
+                   anc=torch.ones((1, 1), dtype=torch.bool, device=device), starts=[0, 1])
 
     def __len__(self) -> int:
-        return len(self.tokens)
+        return self.starts[-1]
 
     @property
-    def num_draft_nodes(self) -> int:
-        return len(self.tokens) - 1
+    def depth_bound(self) -> int:
+        """Levels grown below the root (the tree's depth, counting levels of padding only)."""
+        return len(self.starts) - 2
 
     @property
-    def depth(self) -> int:
-        return max(self.depths)
+    def device(self) -> torch.device:
+        return self.tokens.device
 
-    def child(self, parent: int, token: int) -> int | None:
-        return self._children.get((parent, token))
+    def level(self, d: int) -> slice:
+        return slice(self.starts[d], self.starts[d + 1])
 
-    def path_to(self, node: int) -> list[int]:
-        """Nodes from the root's first child down to `node` (empty for the root)."""
-        path = []
-        while node > 0:
-            path.append(node)
-            node = self.parents[node]
-        return path[::-1]
+    def add_level(self, tokens: torch.Tensor, parents: torch.Tensor, logprobs: torch.Tensor,
+                  alive: torch.Tensor | None = None, expand: torch.Tensor | None = None,
+                  reach: torch.Tensor | None = None) -> slice:
+        """Append a level of w slots (each tensor [w]; `parents` are slots of the last level);
+        alive / expand / reach default to all True. Returns the level's slots."""
+        n, w = len(self), tokens.shape[0]
+        true = torch.ones(w, dtype=torch.bool, device=self.device)
+        alive = true if alive is None else alive
+        anc = torch.zeros((n + w, n + w), dtype=torch.bool, device=self.device)
+        anc[:n, :n] = self.anc
+        anc[n:, :n] = self.anc[parents]
+        anc[n:, n:] = torch.eye(w, dtype=torch.bool, device=self.device)
+        depth = len(self.starts) - 1
+        self.tokens = torch.cat([self.tokens, tokens])
+        self.parents = torch.cat([self.parents, parents])
+        self.logprobs = torch.cat([self.logprobs, logprobs.float()])
+        self.alive = torch.cat([self.alive, alive])
+        self.expand = torch.cat([self.expand, alive if expand is None else expand])
+        self.reach = torch.cat([self.reach, alive if reach is None else reach])
+        self.levels = torch.cat([self.levels, torch.full((w,), depth, dtype=torch.long, device=self.device)])
+        self.anc = anc
+        self.starts.append(n + w)
+        return self.level(depth)
+
+    def add_nodes(self, parents: list[int], tokens: list[int]) -> slice:
+        """Append one level of live nodes from host lists (tests and examples)."""
+        device = self.device
+        return self.add_level(torch.tensor(tokens, dtype=torch.long, device=device),
+                              torch.tensor(parents, dtype=torch.long, device=device),
+                              torch.zeros(len(tokens), device=device))
 
 
-def ancestor_matrix(parents: list[int], device: torch.device | str | None = None) -> torch.Tensor:
-    """anc[i, j] = node j is node i or one of its ancestors. # [n, n] bool, on `device` (CPU if None)
-
-    Built on the device in depth(tree) steps, a number known on the host, so it never waits
-    for the device (the loop used to test ``(cur >= 0).any()`` on the host each step)."""
-    depth = [0] * len(parents)
-    for i, p in enumerate(parents):
-        depth[i] = depth[p] + 1 if p >= 0 else 0
-    n = len(parents)
-    parent = torch.tensor(parents, dtype=torch.long, device=device)
-    anc = torch.eye(n, dtype=torch.bool, device=parent.device)
-    rows = torch.arange(n, device=parent.device)
-    cur = parent
-    for _ in range(max(depth, default=0)):  # cur = each node's ancestor one level further up (-1: none)
-        valid = cur >= 0
-        at = cur.clamp(min=0)
-        anc[rows, at] |= valid
-        cur = torch.where(valid, parent[at], cur)
-    return anc
-
-
-def tree_attention_mask(anc: torch.Tensor, prefix_len: int, key_nodes: list[int], query_nodes: list[int],
-                        dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """Additive mask for a forward of `query_nodes` over a cache holding a prefix of
-    `prefix_len` positions followed by `key_nodes` (in cache order; the queries' own keys are
-    the last ones, so `key_nodes` ends with `query_nodes`). # [1, 1, queries, prefix_len + keys]
-
-    Built where `anc` lives (``ancestor_matrix(parents, device)``: on the model's device); only
-    the two node lists travel from the host."""
-    anc = anc.to(device)
-    q = torch.tensor(query_nodes, dtype=torch.long, device=device)
-    k = torch.tensor(key_nodes, dtype=torch.long, device=device)
-    mask = torch.zeros((len(query_nodes), prefix_len + len(key_nodes)), dtype=dtype, device=device)
-    mask[:, prefix_len:].masked_fill_(~anc[q[:, None], k[None, :]], torch.finfo(dtype).min)
+def tree_attention_mask(visible: torch.Tensor, prefix_len: int, dtype: torch.dtype) -> torch.Tensor:
+    """Additive mask for a forward of q queries over a cache holding a prefix of `prefix_len`
+    positions followed by k tree slots: `visible` [q, k] bool says which slot each query may
+    see (rows and columns of ``Tree.anc``; the queries' own keys are the last ones).
+    # [1, 1, q, prefix_len + k], on `visible`'s device"""
+    q, k = visible.shape
+    mask = torch.zeros((q, prefix_len + k), dtype=dtype, device=visible.device)
+    mask[:, prefix_len:].masked_fill_(~visible, torch.finfo(dtype).min)
     return mask[None, None]
 
 
-def tree_position_ids(tree: Tree, nodes: list[int], root_position: int, device: torch.device) -> torch.Tensor:
-    """Position of each node: root_position + depth. # [1, len(nodes)]"""
-    return torch.tensor([[root_position + tree.depths[i] for i in nodes]], dtype=torch.long, device=device)
+def tree_position_ids(tree: Tree, slots: torch.Tensor, root_position: int) -> torch.Tensor:
+    """Position of each slot: root_position + its level. # [1, len(slots)]"""
+    return (tree.levels[slots] + root_position)[None]
 
 
-def longest_accepted_path(tree: Tree, target_next: list[int]) -> tuple[list[int], int]:
-    """Greedy acceptance: `target_next[i]` is the target's argmax after node i.
+def longest_accepted_path(tree: Tree, target_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Greedy acceptance on the device: `target_next` [S] long is the target's argmax after
+    each slot (anything at slots it did not score).
 
-    From the root, follow the child whose token is the target's choice as long as one exists.
-    Returns the accepted nodes (root excluded, in path order) and the target's own next token
-    after the last of them.
-    """
-    path, node = [], 0
-    while (child := tree.child(node, target_next[node])) is not None:
-        path.append(child)
-        node = child
-    return path, target_next[node]
+    From the root, follow the reachable child whose token is the target's choice as long as
+    one exists (siblings carry distinct tokens among reachable nodes). Returns the accepted
+    slot at each level, -1 once the path has ended (# [depth_bound]), and the target's own next
+    token after the path's last slot (# [1])."""
+    device = tree.device
+    node = torch.zeros(1, dtype=torch.long, device=device)
+    going = torch.ones(1, dtype=torch.bool, device=device)
+    path = []
+    for d in range(1, tree.depth_bound + 1):
+        level = tree.level(d)
+        match = tree.reach[level] & (tree.parents[level] == node) & (tree.tokens[level] == target_next[node])
+        found = going & match.any(dim=0, keepdim=True)
+        child = level.start + match.to(torch.uint8).argmax(dim=0, keepdim=True)
+        node = torch.where(found, child, node)
+        going = found
+        path.append(torch.where(found, child, -1))
+    path_slots = torch.cat(path) if path else torch.zeros(0, dtype=torch.long, device=device)
+    return path_slots, target_next[node]
 
 
 def check_tree_attention(model: PreTrainedModel) -> None:

@@ -34,7 +34,10 @@ children_confident 1, children_mid 2, children_uncertain 3, tau 0.05, early_stop
 deep_expand 0.5, max_nodes 256, window 10, target_acceptance 0.7, step 0.05,
 adaptive True, history True, oracle_alpha None (off; the oracle draft mode of ``methods.tree``
 and ``methods.oracle``: the tree's first path replaced by greedy AR's tokens with probability
-alpha, which also drives the history's depth adjustments).
+alpha, which also drives the history's depth adjustments), padded False (``methods.tree``:
+levels at their largest width, one host read per round; with the defaults a padded tree
+verifies 257 slots and feeds the draft 875 per round, so it pays only where tokens are
+nearly free).
 """
 
 from __future__ import annotations

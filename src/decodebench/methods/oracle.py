@@ -9,13 +9,15 @@ commits at that output position, before the draft is fed it and before verificat
   draft then continues from the replaced token, so its cache matches what was proposed;
 - ``tree`` / ``dynatree``: the nodes of the tree's first path only (from the root, each level's
   child of the previous first-path node with the highest cumulative draft probability, i.e.
-  the draft's most probable path), one draw per level. The replaced node keeps the cumulative
+  the draft's most probable path). The round draws once per level it may grow (its depth
+  cap), before the tree grows, whether or not the first path reaches that level, so the draws
+  never wait for the device (a padded tree reads it once per round). The replaced node keeps the cumulative
   probability of the token it replaced, so the tree's shape (pruning, sizes, expansion) is the
   draft's own; its children are the draft's top tokens after the replaced token. A sibling
   with the same token becomes unreachable (acceptance follows the replaced node).
 
 The draws come from ``random.Random(ctx.seed)``, one per replaceable proposal (linear: each
-model draft; trees: each first-path node), in the order they are proposed; a proposal past the
+model draft; trees: each level of the round's depth cap), in the order they are proposed; a proposal past the
 reference (after its EOS) draws but keeps the draft's token. So a seed fixes the draws, and
 alpha = 0 gives the plain method's rounds. The reference is ``ctx.oracle_ids``: the new ids of
 greedy AR on the same prompt and budget, computed by the caller outside the timed region
