@@ -181,8 +181,8 @@ def test_the_teacher_cache_loads_tensors_only(tmp_path, monkeypatch):
 
 
 def test_later_recipe_keys_at_their_defaults_leave_the_hash_alone():
-    """A draft built before teacher / prefix_tokens / exclude_prompt_documents existed stays
-    valid: at their defaults they change nothing, so they are not part of the hash."""
+    """A draft built before teacher / prefix_tokens / exclude_prompt_documents / threads existed
+    stays valid: at their defaults they change nothing, so they are not part of the hash."""
     import dataclasses
 
     from decodebench.config import canonical_hash
@@ -190,9 +190,35 @@ def test_later_recipe_keys_at_their_defaults_leave_the_hash_alone():
 
     target = {"weights_sha256": "ab" * 32}
     old_fields = {k: v for k, v in dataclasses.asdict(Recipe(seed=0)).items()
-                  if k not in ("teacher", "prefix_tokens", "exclude_prompt_documents")}
+                  if k not in ("teacher", "prefix_tokens", "exclude_prompt_documents", "threads")}
     before = canonical_hash({"recipe": old_fields, "target": target["weights_sha256"]})
     assert recipe_sha256(Recipe(seed=0), target) == before
     assert recipe_sha256(Recipe(seed=0, prefix_tokens=16), target) == before  # unused by the corpus teacher
     assert recipe_sha256(Recipe(seed=0, teacher="generated"), target) != before
     assert recipe_sha256(Recipe(seed=0, exclude_prompt_documents=True), target, frozenset({"a"})) != before
+    assert recipe_sha256(Recipe(seed=0, threads=2), target) != before
+
+
+def test_recipe_threads_train_with_them_and_time_the_cost_at_the_studys(tiny_config, tmp_path, monkeypatch):
+    """`threads` in the recipe: labelling and training run with that many torch threads, the
+    cost ratio with the study's (what the benchmarks use), and the recipe hash changes."""
+    import decodebench.draft as D
+
+    seen = {}
+    step_cost = D.step_cost
+    monkeypatch.setattr(D, "step_cost", lambda *a, **k: (seen.__setitem__("cost", torch.get_num_threads()),
+                                                         step_cost(*a, **k))[1])
+    before = torch.get_num_threads()
+    try:
+        plain = load_config(distilled_config(tiny_config, tmp_path / "one"))
+        build_draft(plain, progress=False)
+        torch.set_num_threads(1)
+        study = torch.get_num_threads()
+        cfg = load_config(distilled_config(tiny_config, tmp_path / "two", threads=2))
+        build_draft(cfg, progress=False)
+        assert torch.get_num_threads() == study  # restored
+    finally:
+        torch.set_num_threads(before)
+    card = card_of(Path(cfg.path))
+    assert card["training"]["threads"] == 2 and seen["cost"] == 1
+    assert card["recipe_sha256"] != card_of(Path(plain.path))["recipe_sha256"]

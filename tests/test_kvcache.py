@@ -75,7 +75,9 @@ def test_compaction_moves_only_the_rows_out_of_place():
 
 
 @pytest.mark.parametrize("method,params", [("ar", {}), ("linear", {"k": 3}), ("linear", {"k": 2, "lookup": 2}),
-                                           ("tree", {"depth": 3}), ("dynatree", {})])
+                                           ("tree", {"depth": 3}), ("dynatree", {}),
+                                           ("tree", {"depth": 3, "padded": True}),
+                                           ("dynatree", {"padded": True, "max_nodes": 30})])
 def test_methods_allocate_their_caches_once(llama, monkeypatch, method, params):
     made = []
 

@@ -97,6 +97,10 @@ class Recipe:
     prefix_tokens: int = 32
     # leave out of training every document a prompt set of the study (same loader) is cut from
     exclude_prompt_documents: bool = False
+    # torch threads for labelling and training (not for the cost ratio, timed at the study's
+    # threads); None: the study's threads. Part of the recipe: the thread count can change the
+    # float reductions, hence the weights
+    threads: int | None = None
 
 
 def parse_recipe(raw: dict, where: str, default_seed: int) -> Recipe:
@@ -385,6 +389,8 @@ def recipe_sha256(recipe: Recipe, target_identity: dict, exclude: frozenset[str]
         del fields["teacher"], fields["prefix_tokens"]
     if not recipe.exclude_prompt_documents:
         del fields["exclude_prompt_documents"]
+    if recipe.threads is None:
+        del fields["threads"]
     identity = {"recipe": fields, "target": target_identity["weights_sha256"]}
     if exclude:
         identity["excluded_documents"] = sorted(exclude)
@@ -466,6 +472,10 @@ def distil(target: LoadedModel, recipe: Recipe, resources: Path, out: Path, name
     t_start = time.perf_counter()
     deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
+    study_threads = torch.get_num_threads()
+    if recipe.threads is not None:
+        torch.set_num_threads(recipe.threads)
+    build_threads = torch.get_num_threads()
     try:
         tok, tmodel = target.tokenizer, target.model
         data = teacher_data(target, recipe, resources, progress, exclude)
@@ -477,6 +487,7 @@ def distil(target: LoadedModel, recipe: Recipe, resources: Path, out: Path, name
         coverage = float(torch.isin(data.target_argmax, vocab_ids).float().mean())
     finally:
         torch.use_deterministic_algorithms(deterministic)
+        torch.set_num_threads(study_threads)
     cost = step_cost(draft, tmodel, eval_windows[:1, :64], recipe.cost_steps)
 
     tmp = out.with_name(out.name + ".tmp")
@@ -497,7 +508,7 @@ def distil(target: LoadedModel, recipe: Recipe, resources: Path, out: Path, name
         "corpus": {"spec": recipe.corpus, "sha256": split.sha256, "train_documents": len(split.train),
                    "heldout_documents": split.heldout_ids,
                    "train_tokens_labelled": int(windows.numel())},
-        "training": {**training, "teacher_labels_s": data.teacher_s, "threads": torch.get_num_threads()},
+        "training": {**training, "teacher_labels_s": data.teacher_s, "threads": build_threads},
         "heldout_greedy_agreement": agreement,
         "heldout_agreement_definition": (
             f"teacher-forced on {recipe.eval_sequences} held-out corpus windows of {recipe.seq_len} tokens: "

@@ -144,6 +144,12 @@ def model_prerequisites(wildcards):
     return [ancient(target)] if "distilled" in spec and target else []
 
 
+def build_threads(wildcards):
+    """A distilled draft's build uses its recipe's threads (labelling and training)."""
+    spec = next(m for m in CFG["models"].values() if m["name"] == wildcards.model)
+    return (spec.get("distilled") or {}).get("threads") or 1
+
+
 def prepared_models():
     return [m for m in (model_marker(role) for role in sorted(CFG.get("models", {}))) if m]
 

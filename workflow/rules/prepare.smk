@@ -11,6 +11,7 @@ rule prepare_model:
         f"logs/{STUDY}/prepare_model/{{model}}.log",
     conda:
         "../envs/decodebench.yaml"
+    threads: build_threads
     resources:
         **(device_resources(exclusive=False) if CFG.get("device") == "cuda" else {}),
     params:
