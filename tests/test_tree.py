@@ -11,7 +11,7 @@ from decodebench import token_tree as T
 from decodebench.config import load_config
 from decodebench.harness import run_job
 from decodebench.kvcache import keep_positions
-from decodebench.measurement import Tracker, Unmeasured
+from decodebench.measurement import Tracker
 from decodebench.method_params import tree_level_widths, tree_widths
 from decodebench.methods import Budget, GenContext, get_method
 from decodebench.methods.dynatree import DynaTreeParams, ShapeState, adjust, shape_for
@@ -56,12 +56,12 @@ def models(tiny_models):
     return out
 
 
-def run(method_id, target, ids, max_new_tokens, draft=None, params=None, eos=None):
+def run(method_id, target, ids, max_new_tokens, draft=None, params=None, eos=None, oracle_ids=None, seed=0):
     spec = get_method(method_id)
     with Tracker("cpu").measure() as m:
         ctx = GenContext(target=target, draft=draft, prompt_ids=ids,
                          budget=Budget(max_new_tokens, frozenset(eos) if eos else None),
-                         params=spec.make_params(params or {}), clock=m)
+                         params=spec.make_params(params or {}), clock=m, oracle_ids=oracle_ids, seed=seed)
         out = spec.generate(ctx)
     return out, m, ctx
 
@@ -302,10 +302,7 @@ def test_eos_inside_an_accepted_draft(models, arch, method):
 
 
 def run_rounds(method_id, target, draft, ids, params, max_new_tokens, oracle_ids=None):
-    spec = get_method(method_id)
-    ctx = GenContext(target=target, draft=draft, prompt_ids=ids, budget=Budget(max_new_tokens, None),
-                     params=spec.make_params(params), clock=Unmeasured(), oracle_ids=oracle_ids, seed=7)
-    out = spec.generate(ctx)
+    out, _, _ = run(method_id, target, ids, max_new_tokens, draft=draft, params=params, oracle_ids=oracle_ids, seed=7)
     s = out.stats
     return out.new_ids, s["proposed_per_round"], s["accepted_per_round"], s["extra"]["tree_depth_per_round"]
 

@@ -101,15 +101,14 @@ def expected_overhead(result: dict, record: dict) -> Expected | None:
     width = cache_width(method["id"], method.get("params") or {}) if measured else None
     allocated_whole = width is not None and result["environment"].get("memory_kind") == "cuda_allocated"
     padded = padded_tree(method["id"], method.get("params") or {}) if measured else None
-    draft_positions, draft_rows = positions, rows
+    draft_positions, draft_rows, draft_width = positions, rows, width
     if padded is not None:  # every round verifies and feeds the padded widths, not the tree's size
-        verified, fed = tree_widths(padded)
+        verified, draft_width = tree_widths(padded)
         rows, positions = verified, prompt + new + verified
-        draft_positions, draft_rows = prompt + new + fed, max(tree_level_widths(padded))
+        draft_positions, draft_rows = prompt + new + draft_width, max(tree_level_widths(padded))
     if allocated_whole:
         positions = prompt + result["protocol"]["max_new_tokens"] + width  # allocated whole
-        draft_positions = prompt + result["protocol"]["max_new_tokens"] + (
-            tree_widths(padded)[1] if padded is not None else width)
+        draft_positions = prompt + result["protocol"]["max_new_tokens"] + draft_width
     parts = {
         "kv_target": _kv_bytes(target, b, positions),
         "kv_growth": 0 if width is not None else 2 * _kv_bytes({**target, "layers": 1}, b, positions),

@@ -44,7 +44,7 @@ class Tree:
     logprobs: torch.Tensor  # [S] float32: cumulative draft log-prob of the path root -> slot (root 0)
     alive: torch.Tensor  # [S] bool: the slot holds a node (False: padding)
     expand: torch.Tensor  # [S] bool: the node may get children
-    reach: torch.Tensor  # [S] bool: acceptance may follow the node (alive and not shadowed, see ``add_level``)
+    reach: torch.Tensor  # [S] bool: acceptance may follow the node (alive, not shadowed: methods.tree.follow_lead)
     levels: torch.Tensor  # [S] long: the slot's level (its depth)
     anc: torch.Tensor  # [S, S] bool: anc[i, j] = slot j is slot i or one of its ancestors
     starts: list[int]  # level d = slots starts[d]:starts[d + 1]

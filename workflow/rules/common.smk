@@ -137,17 +137,21 @@ def model_marker(role):
     return None
 
 
+def model_spec(name):
+    """The config's model entry named `name` (the {model} wildcard of the prepare rule)."""
+    return next(m for m in CFG["models"].values() if m["name"] == name)
+
+
 def model_prerequisites(wildcards):
     """A distilled draft is built from the prepared target: it waits for the target's card."""
-    spec = next(m for m in CFG["models"].values() if m["name"] == wildcards.model)
+    spec = model_spec(wildcards.model)
     target = model_marker("target")
     return [ancient(target)] if "distilled" in spec and target else []
 
 
 def build_threads(wildcards):
     """A distilled draft's build uses its recipe's threads (labelling and training)."""
-    spec = next(m for m in CFG["models"].values() if m["name"] == wildcards.model)
-    return (spec.get("distilled") or {}).get("threads") or 1
+    return (model_spec(wildcards.model).get("distilled") or {}).get("threads") or 1
 
 
 def prepared_models():

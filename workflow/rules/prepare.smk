@@ -17,11 +17,7 @@ rule prepare_model:
     params:
         config_file=CONFIG_FILE,
         role=lambda wc: next(r for r, m in CFG["models"].items() if m["name"] == wc.model),
-        command=lambda wc: (
-            "build-draft"
-            if "distilled" in next(m for m in CFG["models"].values() if m["name"] == wc.model)
-            else "prepare-model"
-        ),
+        command=lambda wc: ("build-draft" if "distilled" in model_spec(wc.model) else "prepare-model"),
     shell:
         "if [ {params.command} = build-draft ]; then "
         "decodebench build-draft --config {params.config_file:q} > {log:q} 2>&1; else "
